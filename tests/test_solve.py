@@ -1,0 +1,87 @@
+import math
+
+import pytest
+
+from timm_tinynet import Cube, UnreachableTargetError, shrink
+from timm_tinynet.flops import cube_cost
+from timm_tinynet.models import B_MINUS_CUBES, RESNET50_GIANT_PHI
+from timm_tinynet.solve import efficientnet_b_minus, shortest_r_for_size
+
+
+@pytest.mark.parametrize("baseline,c,rule", [
+    ("efficientnet_b0", 0.5, "giant"), ("efficientnet_b0", 0.25, "giant"), ("efficientnet_b0", 0.5, "r"),
+    ("efficientnet_b0", 0.5, "w"), ("efficientnet_b0", 0.9, "w"), ("resnet50", 0.9, "d"),
+    ("resnet50", 0.9, "giant"), ("ghostnet_a", 0.5, "giant"), ("ghostnet_a", 0.13, "r"),
+])
+def test_solution_hits_target_within_one_percent(baseline, c, rule):
+    result = shrink(baseline, c, rule)
+    c0 = cube_cost(baseline, Cube())[0]
+    assert result.flops == cube_cost(baseline, result.cube)[0]
+    assert abs(result.flops / (c * c0) - 1) <= 0.01
+    free = {"r": ("d", "w"), "d": ("r", "w"), "w": ("r", "d")}.get(rule, ())
+    assert all(getattr(result.cube, dim) == 1.0 for dim in free)
+
+
+def test_giant_rule_follows_the_compound_path():
+    result = shrink("ghostnet_a", 0.25, "giant")
+    phi = result.extras["phi"]
+    assert "tuned_r" not in result.extras and "tuned_w" not in result.extras
+    assert result.cube == Cube.giant(phi)
+    assert -3.5 < phi < -2
+
+
+def test_single_dimension_results_are_short_decimals():
+    result = shrink("efficientnet_b0", 0.5, "w")
+    assert result.cube.w == round(result.cube.w, 3)
+
+
+def test_depth_underflow_is_the_papers_table_1_case():
+    with pytest.raises(UnreachableTargetError, match=r"minimum depth .* 173\.2M FLOPs"):
+        shrink("efficientnet_b0", 0.25, "d")
+
+
+def test_target_inside_a_step_raises_and_tol_accepts():
+    with pytest.raises(UnreachableTargetError, match=r"depth moves in whole blocks; pass tol=0.02"):
+        shrink("efficientnet_b0", 0.5, "d")
+    result = shrink("efficientnet_b0", 0.5, "d", tol=0.02)
+    assert cube_cost("efficientnet_b0", result.cube) == cube_cost("efficientnet_b0", Cube(d=0.45))  # Table 1
+    assert result.rel_error == pytest.approx(0.018, abs=0.002)
+
+
+@pytest.mark.parametrize("c", [0.0, 1.0, 1.5, -0.1, float("nan"), "0.5", None])
+def test_bad_ratio(c):
+    with pytest.raises(ValueError, match="c must be"):
+        shrink("efficientnet_b0", c, "r")
+
+
+def test_unknown_rule_and_baseline():
+    with pytest.raises(ValueError, match="unknown rule 'x'"):
+        shrink("efficientnet_b0", 0.5, "x")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        shrink("mobilenet", 0.5, "r")
+
+
+@pytest.mark.parametrize("phi", [1, 2, 3, 4])
+def test_frozen_b_minus_models_follow_the_stated_rule(phi):
+    assert efficientnet_b_minus(phi) == B_MINUS_CUBES[f"efficientnet_bm{phi}"]
+
+
+def test_b_minus_1_is_the_papers_stated_dims():
+    assert efficientnet_b_minus(1) == Cube(0.86, 0.8, 0.89)
+
+
+@pytest.mark.parametrize("name,reference", [("resnet50_giant_a", "resnet34"), ("resnet50_giant_b", "resnet18")])
+def test_frozen_resnet_giants_rederive(name, reference):
+    import timm
+    from timm_tinynet import count_flops
+
+    c = count_flops(timm.create_model(reference)) / cube_cost("resnet50", Cube())[0]
+    result = shrink("resnet50", c, "giant")
+    assert math.isclose(result.extras["phi"], RESNET50_GIANT_PHI[name])
+
+
+def test_shortest_r_for_size():
+    assert shortest_r_for_size(192, 224) == 0.86
+    assert shortest_r_for_size(112, 224) == 0.5
+    for px in range(32, 300):
+        assert int(224 * shortest_r_for_size(px, 224)) == px

@@ -1,0 +1,11 @@
+"""TinyNet for timm: the model Rubik's cube (Han et al., NeurIPS 2020).
+
+Importing this package registers the paper's models with timm (``timm.create_model('tinynet', c=0.25)``).
+"""
+__version__ = "0.1.0"
+
+from .cube import Cube
+from .flops import count_flops, count_params
+from .solve import Shrunk, UnreachableTargetError, shrink
+from . import models  # registers the models with timm
+from .models import MODEL_NAMES, NoPretrainedWeightsError

@@ -1,0 +1,24 @@
+"""Baseline networks that a Cube can twist, by name."""
+from __future__ import annotations
+
+from typing import Dict
+
+from .base import Baseline, MIN_IMG_SIZE
+from .efficientnet import COMPOUND_B0, TINYNET_B0, EfficientNetB0
+from .ghostnet import GHOSTNET_A, CubeGhostNet, GhostNetA
+from .resnet import RESNET50, ResNet50
+
+BASELINES: Dict[str, Baseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
+
+
+def get_baseline(name: str) -> Baseline:
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
+
+
+__all__ = [
+    "BASELINES", "Baseline", "CubeGhostNet", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50",
+    "get_baseline", "COMPOUND_B0", "TINYNET_B0", "RESNET50", "GHOSTNET_A",
+]

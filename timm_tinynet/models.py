@@ -1,0 +1,157 @@
+"""The paper's models as timm entrypoints: importing ``timm_tinynet`` registers them.
+
+Each public model is a few lines over a baseline (``baselines/``) and a Cube; pretrained metadata lives in
+``default_cfgs`` as in timm's own model files. ``tinynet_a`` .. ``tinynet_e`` ship with timm itself; they are
+registered here only on a timm that lacks them (a test checks that ours build identical networks), so timm's
+registry is never overwritten.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+import timm
+import torch.nn as nn
+from timm.models import register_model
+from timm.models._builder import resolve_pretrained_cfg
+from timm.models._registry import generate_default_cfgs
+
+from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline
+from .cube import Cube
+from .solve import DEFAULT_TOLERANCE, shrink
+
+__all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "PAPER_MODELS"]
+
+# Released TinyNets (huawei-noah/CV-Backbones, identical to timm's tinynet_a..e).
+TINYNET_CUBES: Dict[str, Cube] = {
+    "tinynet_a": Cube(0.86, 1.2, 1.0),
+    "tinynet_b": Cube(0.84, 1.1, 0.75),
+    "tinynet_c": Cube(0.825, 0.85, 0.54),
+    "tinynet_d": Cube(0.68, 0.695, 0.54),
+    "tinynet_e": Cube(0.475, 0.6, 0.51),
+}
+# EfficientNet-B^-phi from ``solve.efficientnet_b_minus`` (frozen here; tests re-derive them).
+B_MINUS_CUBES: Dict[str, Cube] = {
+    "efficientnet_bm1": Cube(0.86, 0.8, 0.89),
+    "efficientnet_bm2": Cube(0.715, 0.63, 0.78),
+    "efficientnet_bm3": Cube(0.61, 0.49, 0.69),
+    "efficientnet_bm4": Cube(0.5, 0.37, 0.6),
+}
+# Inverse giant formula on ResNet-50 at the FLOPs of ResNet-34 (a) and ResNet-18 (b), paper Table 2.
+RESNET50_GIANT_PHI: Dict[str, float] = {"resnet50_giant_a": -0.42, "resnet50_giant_b": -1.368686}
+
+# model name -> (baseline, cube) for every fixed-architecture model of the paper
+PAPER_MODELS: Dict[str, tuple] = {
+    **{name: (TINYNET_B0, cube) for name, cube in TINYNET_CUBES.items()},
+    **{name: (COMPOUND_B0, cube) for name, cube in B_MINUS_CUBES.items()},
+    **{name: (RESNET50, Cube.giant(phi)) for name, phi in RESNET50_GIANT_PHI.items()},
+    "ghostnet_a": (GHOSTNET_A, Cube()),
+}
+
+
+class NoPretrainedWeightsError(RuntimeError):
+    """``pretrained=True`` for a model whose weights were never published."""
+
+
+def _cfg(baseline: Baseline, cube: Cube, **kwargs: Any) -> Dict[str, Any]:
+    return baseline.pretrained_cfg(cube) | kwargs
+
+
+_TINYNET_URL = "https://github.com/huawei-noah/CV-Backbones/releases/download/v1.2.0/{}.pth"
+
+default_cfgs = generate_default_cfgs({
+    **{f"{name}.in1k": _cfg(TINYNET_B0, cube, url=_TINYNET_URL.format(name), hf_hub_id="timm/")
+       for name, cube in TINYNET_CUBES.items()},
+    "tinynet": _cfg(TINYNET_B0, Cube()),
+    **{name: _cfg(COMPOUND_B0, cube) for name, cube in B_MINUS_CUBES.items()},
+    "resnet50_tiny": _cfg(RESNET50, Cube()),
+    **{name: _cfg(RESNET50, Cube.giant(phi)) for name, phi in RESNET50_GIANT_PHI.items()},
+    "ghostnet_a": _cfg(GHOSTNET_A, Cube()),
+    "ghostnet_tiny": _cfg(GHOSTNET_A, Cube()),
+})
+
+
+def _require_weights(variant: str, kwargs: Dict[str, Any]) -> None:
+    cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
+    if not cfg.has_weights:
+        raise NoPretrainedWeightsError(
+            f"no pretrained weights exist for {variant!r}: the paper's authors did not publish them. Train it "
+            f"(tinynet-train) or load your own with pretrained_cfg_overlay=dict(file='path/to/weights.pth')")
+
+
+def _create(variant: str, baseline: Baseline, cube: Cube, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """Build ``baseline`` twisted by ``cube``; the cube's input size goes into the model's pretrained_cfg."""
+    kwargs["pretrained_cfg_overlay"] = {**baseline.cfg_overlay(cube), **(kwargs.get("pretrained_cfg_overlay") or {})}
+    if pretrained:
+        _require_weights(variant, kwargs)
+    return baseline.create(variant, cube, pretrained, **kwargs)
+
+
+def _generic_cube(
+        baseline: Baseline,
+        r: Optional[float],
+        d: Optional[float],
+        w: Optional[float],
+        c: Optional[float],
+        rule: Optional[str],
+        tol: float,
+) -> Cube:
+    """The cube asked for by explicit multipliers (default 1.0) or by a FLOPs ratio and a shrinking rule."""
+    if c is None:
+        if rule is not None:
+            raise ValueError("rule needs c (the FLOPs ratio to shrink to)")
+        return Cube(1.0 if r is None else r, 1.0 if d is None else d, 1.0 if w is None else w)
+    if any(v is not None for v in (r, d, w)):
+        raise ValueError("give either c (with a rule) or explicit r/d/w multipliers, not both")
+    return shrink(baseline.name, c, rule or "giant", tol=tol).cube
+
+
+def _generic(variant: str, baseline: Baseline) -> Callable[..., nn.Module]:
+    def entrypoint(
+            pretrained: bool = False,
+            r: Optional[float] = None,
+            d: Optional[float] = None,
+            w: Optional[float] = None,
+            c: Optional[float] = None,
+            rule: Optional[str] = None,
+            tol: float = DEFAULT_TOLERANCE,
+            **kwargs: Any,
+    ) -> nn.Module:
+        cube = _generic_cube(baseline, r, d, w, c, rule, tol)
+        return _create(variant, baseline, cube, pretrained, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = variant
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = (
+        f"{baseline.name} twisted by a Cube: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio, "
+        f"0 < c < 1) with ``rule`` and ``tol`` to let the solver choose them.")
+    return entrypoint
+
+
+def _fixed(variant: str) -> Callable[..., nn.Module]:
+    baseline, cube = PAPER_MODELS[variant]
+
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        return _create(variant, baseline, cube, pretrained, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = variant
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = f"{variant}: {baseline.name} at {cube} (input {baseline.img_size(cube)}px)."
+    return entrypoint
+
+
+def _register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register with timm unless timm already has a model of that name (never overwrite timm's registry)."""
+    globals()[fn.__name__] = fn
+    if not timm.is_model(fn.__name__):
+        register_model(fn)
+    return fn
+
+
+for _name in PAPER_MODELS:
+    _register(_fixed(_name))
+_register(_generic("tinynet", TINYNET_B0))
+_register(_generic("resnet50_tiny", RESNET50))
+_register(_generic("ghostnet_tiny", GHOSTNET_A))
+
+MODEL_NAMES = tuple(PAPER_MODELS) + ("tinynet", "resnet50_tiny", "ghostnet_tiny")
+__all__ += list(MODEL_NAMES) + ["MODEL_NAMES"]
