@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from entrypoints._common import quiet_third_party_warnings, write_atomic
+from ._common import quiet_third_party_warnings, write_atomic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
