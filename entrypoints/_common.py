@@ -1,11 +1,12 @@
 """Small helpers shared by the console scripts."""
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import NoReturn, Union
 
 
 def quiet_third_party_warnings() -> None:
@@ -27,3 +28,10 @@ def write_atomic(path: Union[str, Path], text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line ('prog: error: ...') with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")

@@ -95,7 +95,7 @@ def test_ghostnet_activation_is_selectable():
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"r": 0}, "^r must be > 0"), ({"d": float("nan")}, "^d must be finite"), ({"w": 1e4}, "^w=10000.0 is outside"),
-    ({"r": -1.0}, "^r must be > 0"), ({"c": 0.5, "r": 0.5}, "either c"), ({"rule": "giant"}, "rule needs c"),
+    ({"r": -1.0}, "^r must be > 0"), ({"c": 0.5, "r": 0.5}, "either c"), ({"rule": "giant"}, "rule and frontier need c"),
     ({"c": 2.0}, "c must be in"), ({"c": 0.5, "rule": "sideways"}, "unknown rule"), ({"r": 0.1}, "minimum is 32px"),
 ])
 def test_bad_arguments(kwargs, message):

@@ -53,7 +53,7 @@ class Cube:
         return {"r": self.r, "d": self.d, "w": self.w}
 
     def __str__(self) -> str:
-        return f"Cube(r={self.r:.4g}, d={self.d:.4g}, w={self.w:.4g})"
+        return f"Cube(r={self.r:.6g}, d={self.d:.6g}, w={self.w:.6g})"
 
 
 def eq5_width(c: float, r: float, d: float) -> float:

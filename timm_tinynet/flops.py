@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import OrderedDict
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.overrides import TorchFunctionMode
 
 FLOP_OPERATORS = ("conv", "linear")
 
@@ -68,39 +70,80 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def count_flops_meta(build: Callable[[], nn.Module], input_size: Sequence[int]) -> Tuple[int, int]:
-    """(FLOPs, params) of the model ``build()`` returns, built and run on the meta device (no real compute)."""
-    total = 0
+class _SkipMetaInit(TorchFunctionMode):
+    """Skip in-place weight initialisation on meta tensors (it computes nothing there, but its Python
+    decompositions cost more than building the model)."""
 
-    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += _conv_flops(module, output)
-        elif isinstance(module, nn.Linear):
-            total += _linear_flops(module, args[0])
+    _INIT_METHODS = frozenset({"normal_", "uniform_", "fill_", "zero_", "erfinv_", "mul_", "add_", "clamp_",
+                               "copy_", "exponential_", "bernoulli_", "random_", "fmod_", "sub_", "div_"})
 
-    with torch.device("meta"):
-        model = build().eval()
-        for module in model.modules():
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        is_init = getattr(func, "__module__", "") == "torch.nn.init" or getattr(func, "__name__", "") in self._INIT_METHODS
+        if is_init and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **kwargs)
+
+
+class MetaCounter:
+    """A model built on the meta device with conv/linear hooks; ``count(input_size)`` runs one shape-only
+    forward and returns fvcore's conv + linear multiply-adds. Re-usable across input sizes."""
+
+    def __init__(self, build: Callable[[], nn.Module]) -> None:
+        self._total = 0
+        with torch.device("meta"), _SkipMetaInit():
+            self.model = build().eval()
+        for module in self.model.modules():
             if isinstance(module, _BatchNorm):
                 # shape-preserving and uncounted; meta batch norm runs a slow Python decomposition
                 module.forward = _identity
-        handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+            elif isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.register_forward_hook(self._hook)
+        self.params = count_params(self.model)
+
+    def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            self._total += _conv_flops(module, output)
+        else:
+            self._total += _linear_flops(module, args[0])
+
+    def count(self, input_size: Sequence[int]) -> int:
+        self._total = 0
         with torch.no_grad():
-            model(torch.empty(1, *input_size))
-    for h in handles:
-        h.remove()
-    return total, count_params(model)
+            self.model(torch.empty(1, *input_size, device="meta"))
+        return self._total
+
+
+def count_flops_meta(build: Callable[[], nn.Module], input_size: Sequence[int]) -> Tuple[int, int]:
+    """(FLOPs, params) of the model ``build()`` returns, built and run on the meta device (no real compute)."""
+    counter = MetaCounter(build)
+    return counter.count(input_size), counter.params
 
 
 _COST_CACHE: Dict[tuple, Tuple[int, int]] = {}
+_COUNTERS: "OrderedDict[tuple, MetaCounter]" = OrderedDict()
+_MAX_COUNTERS = 32
+
+
+def _counter(baseline, cube) -> MetaCounter:
+    """The meta model of ``cube``'s architecture (any input size), built once and kept (LRU)."""
+    key = (baseline.name, baseline.arch_key(cube))
+    if key in _COUNTERS:
+        _COUNTERS.move_to_end(key)
+    else:
+        cfg = baseline.pretrained_cfg(cube)
+        _COUNTERS[key] = MetaCounter(lambda: baseline.create(baseline.name, cube, pretrained_cfg=cfg))
+        if len(_COUNTERS) > _MAX_COUNTERS:
+            _COUNTERS.popitem(last=False)
+    return _COUNTERS[key]
 
 
 def cube_cost(baseline_name: str, cube) -> Tuple[int, int]:
     """(FLOPs, params) of ``baseline_name`` twisted by ``cube`` at the cube's own input size.
 
     Cached by architecture and input size, so the many cubes a solver tries that round to the same
-    network cost one count.
+    network cost one count, and a new input size for a known architecture costs one shape-only forward.
     """
     from .baselines import get_baseline
 
@@ -108,9 +151,8 @@ def cube_cost(baseline_name: str, cube) -> Tuple[int, int]:
     size = baseline.img_size(cube)
     key = (baseline_name, baseline.arch_key(cube), size)
     if key not in _COST_CACHE:
-        cfg = baseline.pretrained_cfg(cube)
-        _COST_CACHE[key] = count_flops_meta(
-            lambda: baseline.create(baseline_name, cube, pretrained_cfg=cfg), (3, size, size))
+        counter = _counter(baseline, cube)
+        _COST_CACHE[key] = counter.count((3, size, size)), counter.params
     return _COST_CACHE[key]
 
 

@@ -15,11 +15,12 @@ from timm.models import register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import generate_default_cfgs
 
-from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline
+from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline, get_baseline
 from .cube import Cube
-from .solve import DEFAULT_TOLERANCE, shrink
+from .solve import DEFAULT_RULE, DEFAULT_TOLERANCE, shrink
 
-__all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "PAPER_MODELS"]
+__all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "FORMULA_TARGETS",
+           "FORMULA_CUBES", "PAPER_MODELS"]
 
 # Released TinyNets (huawei-noah/CV-Backbones, identical to timm's tinynet_a..e).
 TINYNET_CUBES: Dict[str, Cube] = {
@@ -37,7 +38,24 @@ B_MINUS_CUBES: Dict[str, Cube] = {
     "efficientnet_bm4": Cube(0.5, 0.37, 0.6),
 }
 # Inverse giant formula on ResNet-50 at the FLOPs of ResNet-34 (a) and ResNet-18 (b), paper Table 2.
-RESNET50_GIANT_PHI: Dict[str, float] = {"resnet50_giant_a": -0.42, "resnet50_giant_b": -1.368686}
+RESNET50_GIANT_PHI: Dict[str, float] = {"resnet50_giant_a": -0.42, "resnet50_giant_b": -1.33}
+
+# The tiny formula (default frontier) at the paper's FLOPs budgets (Tables 2 and 6): model -> (baseline, target
+# FLOPs) and the cube it gives, frozen here; tests re-derive them with shrink(baseline, target / C0, "tiny").
+FORMULA_TARGETS: Dict[str, tuple] = {
+    "resnet50_tiny_a": ("resnet50", 3.6e9),
+    "resnet50_tiny_b": ("resnet50", 1.8e9),
+    "ghostnet_b": ("ghostnet_a", 300e6),
+    "ghostnet_c": ("ghostnet_a", 141e6),
+    "ghostnet_d": ("ghostnet_a", 52e6),
+}
+FORMULA_CUBES: Dict[str, Cube] = {
+    "resnet50_tiny_a": Cube(0.86, 1.22, 0.9844),
+    "resnet50_tiny_b": Cube(0.84, 1.01, 0.78),
+    "ghostnet_b": Cube(0.843, 1.05, 0.806),
+    "ghostnet_c": Cube(0.815, 0.85, 0.56),
+    "ghostnet_d": Cube(0.556, 0.64, 0.52143),
+}
 
 # model name -> (baseline, cube) for every fixed-architecture model of the paper
 PAPER_MODELS: Dict[str, tuple] = {
@@ -45,6 +63,7 @@ PAPER_MODELS: Dict[str, tuple] = {
     **{name: (COMPOUND_B0, cube) for name, cube in B_MINUS_CUBES.items()},
     **{name: (RESNET50, Cube.giant(phi)) for name, phi in RESNET50_GIANT_PHI.items()},
     "ghostnet_a": (GHOSTNET_A, Cube()),
+    **{name: (get_baseline(FORMULA_TARGETS[name][0]), cube) for name, cube in FORMULA_CUBES.items()},
 }
 
 
@@ -67,6 +86,7 @@ default_cfgs = generate_default_cfgs({
     **{name: _cfg(RESNET50, Cube.giant(phi)) for name, phi in RESNET50_GIANT_PHI.items()},
     "ghostnet_a": _cfg(GHOSTNET_A, Cube()),
     "ghostnet_tiny": _cfg(GHOSTNET_A, Cube()),
+    **{name: _cfg(get_baseline(FORMULA_TARGETS[name][0]), cube) for name, cube in FORMULA_CUBES.items()},
 })
 
 
@@ -94,15 +114,16 @@ def _generic_cube(
         c: Optional[float],
         rule: Optional[str],
         tol: float,
+        frontier: Optional[str],
 ) -> Cube:
     """The cube asked for by explicit multipliers (default 1.0) or by a FLOPs ratio and a shrinking rule."""
     if c is None:
-        if rule is not None:
-            raise ValueError("rule needs c (the FLOPs ratio to shrink to)")
+        if rule is not None or frontier is not None:
+            raise ValueError("rule and frontier need c (the FLOPs ratio to shrink to)")
         return Cube(1.0 if r is None else r, 1.0 if d is None else d, 1.0 if w is None else w)
     if any(v is not None for v in (r, d, w)):
         raise ValueError("give either c (with a rule) or explicit r/d/w multipliers, not both")
-    return shrink(baseline.name, c, rule or "giant", tol=tol).cube
+    return shrink(baseline.name, c, rule or DEFAULT_RULE, tol=tol, frontier=frontier).cube
 
 
 def _generic(variant: str, baseline: Baseline) -> Callable[..., nn.Module]:
@@ -114,16 +135,18 @@ def _generic(variant: str, baseline: Baseline) -> Callable[..., nn.Module]:
             c: Optional[float] = None,
             rule: Optional[str] = None,
             tol: float = DEFAULT_TOLERANCE,
+            frontier: Optional[str] = None,
             **kwargs: Any,
     ) -> nn.Module:
-        cube = _generic_cube(baseline, r, d, w, c, rule, tol)
+        cube = _generic_cube(baseline, r, d, w, c, rule, tol, frontier)
         return _create(variant, baseline, cube, pretrained, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = variant
     entrypoint.__module__ = __name__
     entrypoint.__doc__ = (
         f"{baseline.name} twisted by a Cube: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio, "
-        f"0 < c < 1) with ``rule`` and ``tol`` to let the solver choose them.")
+        f"0 < c < 1) with ``rule`` (default {DEFAULT_RULE!r}: the tiny formula), ``tol`` and ``frontier`` (a "
+        f"frontier CSV for the formula) to let the solver choose them.")
     return entrypoint
 
 

@@ -35,7 +35,12 @@ PAPER_MODELS: Tuple[PaperModel, ...] = (
     PaperModel("ResNet-50", "resnet50", {}, 4100, None, "Table 2"),
     PaperModel("ResNet-34", "resnet34", {}, 3700, None, "Table 2"),
     PaperModel("ResNet-50 by EfficientNet rule (3.7B)", "resnet50_giant_a", {}, 3700, None, "Table 2"),
+    PaperModel("ResNet-50-A (tiny formula)", "resnet50_tiny_a", {}, 3600, None, "Table 2"),
     PaperModel("ResNet-18", "resnet18", {}, 1800, None, "Table 2"),
     PaperModel("ResNet-50 by EfficientNet rule (1.8B)", "resnet50_giant_b", {}, 1800, None, "Table 2"),
+    PaperModel("ResNet-50-B (tiny formula)", "resnet50_tiny_b", {}, 1800, None, "Table 2"),
     PaperModel("GhostNet-A", "ghostnet_a", {}, 591, 11.9, "Tables 6, 7"),
+    PaperModel("GhostNet-B (tiny formula)", "ghostnet_b", {}, 300, 8.0, "Table 6"),
+    PaperModel("GhostNet-C (tiny formula)", "ghostnet_c", {}, 141, 5.0, "Table 6"),
+    PaperModel("GhostNet-D (tiny formula)", "ghostnet_d", {}, 52, 2.6, "Table 6"),
 )

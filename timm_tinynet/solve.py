@@ -1,22 +1,34 @@
 """Find the Cube whose counted FLOPs hit ``c * C0`` under a shrinking rule.
 
-Every rule is one free scalar that FLOPs grow with: the resolution, depth or width multiplier alone, or
-EfficientNet's compound coefficient phi (``giant``: r = 1.15^phi, d = 1.2^phi, w = 1.1^phi, phi solved
-continuously). FLOPs are a step function of that scalar (pixels, blocks and channels are integers), so the
-solver brackets the step where the target is crossed and takes the nearer side.
+Every rule leaves one free scalar that FLOPs grow with:
+
+* ``tiny`` (the paper's tiny formula): r(c) and d(c) from the Gaussian processes of ``formula.py``; the free
+  scalar is the width w;
+* ``giant``: EfficientNet's compound coefficient phi (r = 1.15^phi, d = 1.2^phi, w = 1.1^phi), solved
+  continuously;
+* ``r``, ``d``, ``w``: that multiplier alone.
+
+FLOPs are a step function of the free scalar (pixels, blocks and channels are integers), so the solver
+brackets the step where the target is crossed and takes the nearer side.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from .baselines import MIN_IMG_SIZE, Baseline, get_baseline
-from .cube import GIANT_RESOLUTION_BASE, MIN_MULTIPLIER, Cube
+from .cube import GIANT_DEPTH_BASE, GIANT_RESOLUTION_BASE, GIANT_WIDTH_BASE, MIN_MULTIPLIER, Cube, eq5_width
 from .flops import cube_cost
 
 DEFAULT_TOLERANCE = 0.01
-_BISECT_STEPS = 24
+RULES: Tuple[str, ...] = ("tiny", "giant", "r", "d", "w")
+DEFAULT_RULE = "tiny"
+MAX_WIDTH = 4.0  # the tiny rule's width search range is (0, MAX_WIDTH]
+MAX_NUDGE_PX = 4  # the tiny rule may move the input size this far to land within tolerance
+_MAX_STEPS = 40
+_GOOD_ENOUGH = 2e-3  # stop refining once a side is this close (relative) to the target
+_NARROW_ENOUGH = 1e-5  # ... or once the bracket is this narrow (relative): finer steps change no channel
 
 
 class UnreachableTargetError(ValueError):
@@ -51,27 +63,38 @@ class _Rule:
     hi: float
     floor_words: str  # what the network looks like at x = lo, for the underflow message
     steps_words: str  # why the target may fall between two reachable networks
+    log_x: bool = True  # FLOPs ~ x^power (interpolate log-log); for phi, FLOPs ~ exp(power * phi)
+    power: float = 2.0
+    guess: Optional[float] = None  # where the scaling law puts the answer; the search starts there
 
 
-def _rule(name: str, baseline: Baseline) -> _Rule:
-    min_r = (MIN_IMG_SIZE + 0.5) / baseline.base_img_size
+def _min_r(baseline: Baseline) -> float:
+    return (MIN_IMG_SIZE + 0.5) / baseline.base_img_size
+
+
+def _rule(name: str, baseline: Baseline, c: float) -> _Rule:
     if name == "r":
-        return _Rule(lambda x: Cube(r=x), min_r, 1.0, f"the minimum input size of {MIN_IMG_SIZE}px",
-                     "resolution moves in whole pixels")
+        return _Rule(lambda x: Cube(r=x), _min_r(baseline), 1.0, f"the minimum input size of {MIN_IMG_SIZE}px",
+                     "resolution moves in whole pixels", guess=math.sqrt(c))
     if name == "d":
         return _Rule(lambda x: Cube(d=x), MIN_MULTIPLIER, 1.0, "minimum depth (one block per stage)",
-                     "depth moves in whole blocks")
+                     "depth moves in whole blocks", power=1.0, guess=c)
     if name == "w":
         return _Rule(lambda x: Cube(w=x), MIN_MULTIPLIER, 1.0, "minimum width (every layer at its channel floor)",
-                     "width moves in whole channel groups")
+                     "width moves in whole channel groups", guess=math.sqrt(c))
     if name == "giant":
-        phi_min = math.log(min_r) / math.log(GIANT_RESOLUTION_BASE)
+        phi_min = math.log(_min_r(baseline)) / math.log(GIANT_RESOLUTION_BASE)
+        growth = math.log(GIANT_DEPTH_BASE * GIANT_WIDTH_BASE ** 2 * GIANT_RESOLUTION_BASE ** 2)
         return _Rule(Cube.giant, phi_min, 0.0, f"phi={phi_min:.2f} (the {MIN_IMG_SIZE}px minimum input size)",
-                     "resolution, depth and width move in whole pixels, blocks and channel groups")
+                     "resolution, depth and width move in whole pixels, blocks and channel groups", log_x=False,
+                     power=growth, guess=math.log(c) / growth)
     raise ValueError(f"unknown rule {name!r}; choose from {', '.join(RULES)}")
 
 
-RULES: Tuple[str, ...] = ("giant", "r", "d", "w")
+def _width_rule(r: float, d: float, c: float) -> _Rule:
+    return _Rule(lambda x: Cube(r, d, x), MIN_MULTIPLIER, MAX_WIDTH,
+                 "minimum width (every layer at its channel floor)", "width moves in whole channel groups",
+                 guess=eq5_width(c, r, d))
 
 
 def check_ratio(c: float) -> float:
@@ -82,83 +105,170 @@ def check_ratio(c: float) -> float:
     return float(c)
 
 
-def bracket(flops_of: Callable[[float], int], lo: float, hi: float, target: float) -> Tuple[float, float]:
-    """(x_below, x_above): flops_of(x_below) < target <= flops_of(x_above), x_above - x_below tiny.
+def bracket(
+        flops_of: Callable[[float], int],
+        lo: float,
+        hi: float,
+        target: float,
+        log_x: bool = True,
+        good_enough: float = _GOOD_ENOUGH,
+) -> Tuple[float, float]:
+    """(x_below, x_above) with flops_of(x_below) < target <= flops_of(x_above), narrowed onto the step.
 
-    Requires flops_of(lo) < target <= flops_of(hi).
+    Requires flops_of(lo) < target <= flops_of(hi). Alternates log-log interpolation (FLOPs ~ x^k, so
+    it lands near the step in a few counts) with bisection (which guarantees progress on flat steps);
+    stops once a side is within ``good_enough`` (relative) of the target or the bracket is narrower than 1e-5.
     """
-    for _ in range(_BISECT_STEPS):
+    f_lo, f_hi = flops_of(lo), flops_of(hi)
+    to_t = math.log if log_x else (lambda v: v)
+    from_t = math.exp if log_x else (lambda v: v)
+    for step in range(_MAX_STEPS):
+        if min(target - f_lo, f_hi - target) <= good_enough * target or hi - lo <= _NARROW_ENOUGH * max(1.0, abs(hi)):
+            break
         mid = 0.5 * (lo + hi)
-        if flops_of(mid) < target:
-            lo = mid
+        if step % 2 == 0 and f_lo > 0:
+            frac = (math.log(target) - math.log(f_lo)) / (math.log(f_hi) - math.log(f_lo))
+            guess = from_t(to_t(lo) + frac * (to_t(hi) - to_t(lo)))
+            if lo < guess < hi:
+                mid = guess
+        f_mid = flops_of(mid)
+        if f_mid < target:
+            lo, f_lo = mid, f_mid
         else:
-            hi = mid
+            hi, f_hi = mid, f_mid
     return lo, hi
 
 
-def simplest_equivalent(x: float, flops_of: Callable[[float], int]) -> float:
-    """The shortest decimal near ``x`` that builds the same-cost network (0.45 rather than 0.4497...)."""
-    cost = flops_of(x)
-    for digits in range(2, 7):
+def simplest_equivalent(x: float, signature: Callable[[float], tuple]) -> float:
+    """The shortest decimal near ``x`` that builds the same network (0.45 rather than 0.4497...).
+
+    ``signature`` must be cheap (architecture key and input size), so no model is built here.
+    """
+    reference = signature(x)
+    for digits in range(2, 8):
         candidate = round(x, digits)
         try:
-            if flops_of(candidate) == cost:
+            if signature(candidate) == reference:
                 return candidate
         except ValueError:  # rounded outside the valid range
             continue
     return x
 
 
+def _signature(base: Baseline, cube: Cube) -> tuple:
+    return base.arch_key(cube), base.img_size(cube)
+
+
+def _step_towards(spec: _Rule, x: float, flops: float, target: float) -> float:
+    """One step of the rule's scaling law from (x, flops) towards target, a little past it."""
+    if spec.log_x:
+        return x * (target / flops) ** (1.0 / spec.power) * (1.005 if flops < target else 0.995)
+    return x + math.log(target / flops) / spec.power + (0.005 if flops < target else -0.005)
+
+
+def _bracket_from_guess(flops_of: Callable[[float], int], spec: _Rule, target: float) -> Optional[Tuple[float, float]]:
+    """A tight (below, above) bracket found by stepping the scaling law from the rule's guess, or None."""
+    x = min(max(spec.guess, spec.lo), spec.hi)
+    f = flops_of(x)
+    for _ in range(6):
+        nxt = min(max(_step_towards(spec, x, f, target), spec.lo), spec.hi)
+        if nxt == x:
+            return None
+        f_nxt = flops_of(nxt)
+        if (f < target) != (f_nxt < target):
+            return (x, nxt) if f < target else (nxt, x)
+        x, f = nxt, f_nxt
+    return None
+
+
 def solve_free_dimension(
-        baseline_name: str,
-        make_cube: Callable[[float], Cube],
-        lo: float,
-        hi: float,
-        target: float,
+        base: Baseline, spec: _Rule, target: float, lo: float, hi: float, good_enough: float = _GOOD_ENOUGH,
 ) -> float:
-    """The value of the free scalar whose network's FLOPs are nearest ``target``."""
+    """The value of the rule's free scalar in [lo, hi] whose network's FLOPs are nearest ``target``."""
 
     def flops_of(x: float) -> int:
-        return cube_cost(baseline_name, make_cube(x))[0]
+        return cube_cost(base.name, spec.make_cube(x))[0]
 
-    below, above = bracket(flops_of, lo, hi, target)
+    below, above = bracket(flops_of, lo, hi, target, spec.log_x, good_enough)
     f_below, f_above = flops_of(below), flops_of(above)
     best = above if abs(f_above - target) <= abs(target - f_below) else below
-    return simplest_equivalent(best, flops_of)
+    return simplest_equivalent(best, lambda x: _signature(base, spec.make_cube(x)))
 
 
-def shrink(baseline: str, c: float, rule: str = "giant", tol: float = DEFAULT_TOLERANCE) -> Shrunk:
+def _solve_rule(base: Baseline, spec: _Rule, rule: str, c: float, c0: int, target: float, tol: float) -> float:
+    """The free scalar's value for ``target``, or an error when the rule's range cannot reach it."""
+
+    def flops_of(x: float) -> int:
+        return cube_cost(base.name, spec.make_cube(x))[0]
+
+    found = _bracket_from_guess(flops_of, spec, target) if spec.guess is not None else None
+    if found is None:
+        floor = flops_of(spec.lo)
+        if floor > target * (1 + tol):
+            raise UnreachableTargetError(
+                f"rule {rule!r} cannot shrink {base.name} to c={c:g} ({target / 1e6:.1f}M FLOPs): at "
+                f"{spec.floor_words} it still has {floor / 1e6:.1f}M FLOPs ({floor / c0:.3f} C0)")
+        if floor >= target:
+            return spec.lo
+        top = flops_of(spec.hi)
+        if top < target:
+            raise UnreachableTargetError(
+                f"rule {rule!r} cannot reach c={c:g} for {base.name}: its largest network has "
+                f"{top / 1e6:.1f}M FLOPs ({top / c0:.3f} C0)")
+        found = (spec.lo, spec.hi)
+    return solve_free_dimension(base, spec, target, *found, good_enough=min(_GOOD_ENOUGH, tol / 4))
+
+
+def _simplify(base: Baseline, cube: Cube, dims: str) -> Cube:
+    """Shorten the given dimensions' decimals without changing the network."""
+    for dim in dims:
+        value = simplest_equivalent(getattr(cube, dim), lambda x: _signature(base, replace(cube, **{dim: x})))
+        cube = replace(cube, **{dim: value})
+    return cube
+
+
+def shrink(
+        baseline: str,
+        c: float,
+        rule: str = DEFAULT_RULE,
+        tol: float = DEFAULT_TOLERANCE,
+        frontier: Optional[str] = None,
+) -> Shrunk:
     """The cube of ``baseline`` that ``rule`` gives for the FLOPs budget ``c * C0``.
 
-    Raises ``UnreachableTargetError`` when the rule cannot get within ``tol`` (relative) of the target:
-    below the rule's floor (e.g. EfficientNet-B0 at minimum depth still has 173M FLOPs), or when the
+    ``frontier`` (rule ``tiny`` only) is a frontier CSV for the formula; default: the shipped EfficientNet-B0
+    frontier. Raises ``UnreachableTargetError`` when the rule cannot get within ``tol`` (relative) of the
+    target: below the rule's floor (e.g. EfficientNet-B0 at minimum depth still has 173M FLOPs), or when the
     target falls inside a step of the discrete architecture.
     """
     c = check_ratio(c)
     base = get_baseline(baseline)
-    spec = _rule(rule, base)
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    if frontier is not None and rule != "tiny":
+        raise ValueError(f"a frontier only applies to rule 'tiny', not {rule!r}")
     c0 = cube_cost(base.name, Cube())[0]
     target = c * c0
+    extras: Dict[str, float] = {}
 
-    floor = cube_cost(base.name, spec.make_cube(spec.lo))[0]
-    if floor > target * (1 + tol):
-        raise UnreachableTargetError(
-            f"rule {rule!r} cannot shrink {base.name} to c={c:g} ({target / 1e6:.1f}M FLOPs): at "
-            f"{spec.floor_words} it still has {floor / 1e6:.1f}M FLOPs ({floor / c0:.3f} C0)")
-    if floor >= target:
-        x = spec.lo
+    if rule == "tiny":
+        r, d = _tiny_r_d(base, c, frontier, extras)
+        spec = _width_rule(r, d, c)
+        cube = _simplify(base, _tiny_width(base, r, d, rule, c, c0, target, tol, extras), "rdw")
     else:
-        x = solve_free_dimension(base.name, spec.make_cube, spec.lo, spec.hi, target)
-    cube = spec.make_cube(x)
-    extras = {"phi": x} if rule == "giant" else {}
-    if rule == "giant":
-        for dim in ("r", "w"):
-            if abs(cube_cost(base.name, cube)[0] / target - 1) <= tol:
-                break
-            tuned = _tune(base, cube, dim, target)
-            if tuned != cube:
-                cube = tuned
-                extras[f"tuned_{dim}"] = getattr(cube, dim)
+        spec = _rule(rule, base, c)
+        x = _solve_rule(base, spec, rule, c, c0, target, tol)
+        cube = spec.make_cube(x)
+        if rule == "giant":
+            extras["phi"] = x
+            for dim in ("r", "w"):
+                if abs(cube_cost(base.name, cube)[0] / target - 1) <= tol:
+                    break
+                tuned = _tune(base, cube, dim, target)
+                if tuned != cube:
+                    cube = tuned
+                    extras[f"tuned_{dim}"] = getattr(cube, dim)
+
     flops, params = cube_cost(base.name, cube)
     result = Shrunk(base.name, rule, c, cube, base.img_size(cube), flops, params, target, extras=extras)
     if abs(result.rel_error) > tol:
@@ -169,17 +279,69 @@ def shrink(baseline: str, c: float, rule: str = "giant", tol: float = DEFAULT_TO
     return result
 
 
+def _tiny_r_d(base: Baseline, c: float, frontier: Optional[str], extras: Dict[str, float]) -> Tuple[float, float]:
+    """r(c) and d(c) from the tiny formula, with their standard deviations recorded in ``extras``."""
+    from .formula import get_formula
+
+    prediction = get_formula(frontier).predict(c)
+    extras.update(r_formula=prediction.r, r_std=prediction.r_std, d_formula=prediction.d, d_std=prediction.d_std,
+                  w_eq5=math.sqrt(c / (prediction.r ** 2 * prediction.d)),
+                  extrapolating=float(prediction.extrapolating))
+    size = int(base.base_img_size * prediction.r)
+    if size < MIN_IMG_SIZE:
+        raise UnreachableTargetError(
+            f"the tiny formula gives r={prediction.r:.3f} at c={c:g}: a {size}px input for {base.name}, below the "
+            f"{MIN_IMG_SIZE}px minimum")
+    return prediction.r, prediction.d
+
+
+def _tiny_width(
+        base: Baseline, r: float, d: float, rule: str, c: float, c0: int, target: float, tol: float,
+        extras: Dict[str, float],
+) -> Cube:
+    """Solve w for the formula's (r, d). Width moves in channel groups, so when the nearest w misses ``tol``
+    the input size is nudged by up to ``MAX_NUDGE_PX`` pixels (well inside the formula's uncertainty): first
+    with that width (a new input size needs no new model), then re-solving w at each nudged size."""
+    width = _width_rule(r, d, c)
+    cube = width.make_cube(_solve_rule(base, width, rule, c, c0, target, tol))
+
+    def error(k: Cube) -> float:
+        return abs(cube_cost(base.name, k)[0] / target - 1)
+
+    if error(cube) <= tol:
+        return cube
+    size = int(base.base_img_size * r)
+    nudges = [n for step in range(1, MAX_NUDGE_PX + 1) for n in (-step, step)]
+    best = cube
+    for resolve_width in (False, True):
+        for nudge in nudges:
+            if size + nudge < MIN_IMG_SIZE:
+                continue
+            r_try = shortest_r_for_size(size + nudge, base.base_img_size)
+            try:
+                if resolve_width:
+                    width = _width_rule(r_try, d, c)
+                    candidate = width.make_cube(_solve_rule(base, width, rule, c, c0, target, tol))
+                else:
+                    candidate = replace(cube, r=r_try)
+            except UnreachableTargetError:
+                continue
+            if error(candidate) < error(best):
+                best = candidate
+            if error(candidate) <= tol:
+                extras["nudged_px"] = nudge
+                return candidate
+    return best
+
+
 def _tune(base: Baseline, cube: Cube, dim: str, target: float) -> Cube:
     """The paper's "calculated and tuned": when the compound path steps over the target (a block is added or
     removed), keep the rule's other two dimensions and move ``dim`` (resolution first, then width) alone."""
-    lo = (MIN_IMG_SIZE + 0.5) / base.base_img_size if dim == "r" else MIN_MULTIPLIER
-
-    def make(x: float) -> Cube:
-        return replace(cube, **{dim: x})
-
-    if cube_cost(base.name, make(lo))[0] >= target or cube_cost(base.name, make(1.0))[0] < target:
+    spec = _Rule(lambda x: replace(cube, **{dim: x}), _min_r(base) if dim == "r" else MIN_MULTIPLIER, 1.0, "", "")
+    lo, hi = spec.lo, spec.hi
+    if cube_cost(base.name, spec.make_cube(lo))[0] >= target or cube_cost(base.name, spec.make_cube(hi))[0] < target:
         return cube
-    tuned = make(solve_free_dimension(base.name, make, lo, 1.0, target))
+    tuned = spec.make_cube(solve_free_dimension(base, spec, target, lo, hi))
     before, after = (abs(cube_cost(base.name, k)[0] - target) for k in (cube, tuned))
     return tuned if after < before else cube
 
@@ -205,8 +367,19 @@ def efficientnet_b_minus(phi: int) -> Cube:
         raise ValueError(f"phi must be 1, 2, 3 or 4, got {phi!r}")
     base = get_baseline("efficientnet_b0_compound")
     target = cube_cost(base.name, Cube())[0] / 2 ** phi
-    spec = _rule("giant", base)
-    below, _ = bracket(lambda x: cube_cost(base.name, Cube.giant(x))[0], spec.lo, spec.hi, target)
+    spec = _rule("giant", base, 2.0 ** -phi)
+    below, _ = _exact_bracket(lambda x: cube_cost(base.name, Cube.giant(x))[0], spec.lo, spec.hi, target)
     compound = Cube.giant(below)
     img_size = 8 * math.ceil(base.base_img_size * compound.r / 8)
     return Cube(shortest_r_for_size(img_size, base.base_img_size), round(compound.d, 2), round(compound.w, 2))
+
+
+def _exact_bracket(flops_of: Callable[[float], int], lo: float, hi: float, target: float) -> Tuple[float, float]:
+    """Plain bisection to a 2^-30 wide bracket (the B^-phi rule needs the exact step, not a close side)."""
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        if flops_of(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch.nn as nn
 
@@ -31,6 +31,7 @@ class Baseline(ABC):
 
     name: str
     base_img_size: int  # input resolution at r = 1
+    generic_model: Optional[str]  # the registered timm model that takes r=, d=, w= (None: not registered)
     default_cfg: Dict[str, Any]  # pretrained-cfg fields (mean/std/crop/first_conv/classifier) shared by the family
 
     def img_size(self, cube: Cube) -> int:
@@ -62,6 +63,10 @@ class Baseline(ABC):
     @abstractmethod
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         """Build the model through timm's builder; ``kwargs`` are the usual timm model kwargs."""
+
+    @abstractmethod
+    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
+        """The twisted architecture as plain data (timm arch strings or constructor kwargs), JSON-serialisable."""
 
     @abstractmethod
     def stage_repeats(self, cube: Cube) -> List[int]:

@@ -54,6 +54,7 @@ class EfficientNetB0(Baseline):
             raise ValueError(f"unknown EfficientNet scaling style {style!r}")
         self.style = style
         self.name = "efficientnet_b0" if style == "tinynet" else "efficientnet_b0_compound"
+        self.generic_model = "tinynet" if style == "tinynet" else None
 
     def stem_size(self, cube: Cube) -> int:
         return B0_STEM if self.style == "tinynet" else round_channels(B0_STEM, cube.w, CHANNEL_DIVISOR)
@@ -74,6 +75,9 @@ class EfficientNetB0(Baseline):
     def arch_key(self, cube: Cube) -> tuple:
         return (self.style, self.stem_size(cube), self.head_size(cube),
                 tuple(self.stage_repeats(cube)), tuple(self.stage_channels(cube)))
+
+    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
+        return dict(arch_def=self.arch_def(cube), stem_size=self.stem_size(cube), num_features=self.head_size(cube))
 
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         act_layer = resolve_act_layer(kwargs, "swish")

@@ -123,6 +123,7 @@ class CubeGhostNet(GhostNet):
 
 class GhostNetA(Baseline):
     name = "ghostnet_a"
+    generic_model = "ghostnet_tiny"  # the registered timm model that takes r/d/w
     base_img_size = 240
     default_cfg = dict(
         crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
@@ -171,6 +172,11 @@ class GhostNetA(Baseline):
         kwargs = self.model_kwargs(cube)
         cfgs = tuple(tuple(stage) for stage in kwargs["cfgs"])
         return cfgs, kwargs["stem_size"], kwargs["final_size"], kwargs["head_size"]
+
+    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
+        kwargs = self.model_kwargs(cube)
+        kwargs["cfgs"] = [[list(block) for block in stage] for stage in kwargs["cfgs"]]
+        return kwargs
 
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         return build_model_with_cfg(

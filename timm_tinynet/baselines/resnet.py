@@ -25,6 +25,7 @@ CHANNEL_DIVISOR = 8
 
 class ResNet50(Baseline):
     name = "resnet50"
+    generic_model = "resnet50_tiny"  # the registered timm model that takes r/d/w
     base_img_size = 224
     default_cfg = dict(
         crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
@@ -50,6 +51,10 @@ class ResNet50(Baseline):
     def arch_key(self, cube: Cube) -> tuple:
         kwargs = self.model_kwargs(cube)
         return kwargs["layers"], kwargs["channels"]
+
+    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
+        kwargs = self.model_kwargs(cube)
+        return dict(block="Bottleneck", layers=list(kwargs["layers"]), channels=list(kwargs["channels"]))
 
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         return _create_resnet(variant, pretrained, **self.model_kwargs(cube), **kwargs)

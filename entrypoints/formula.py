@@ -1,0 +1,158 @@
+"""tinynet-formula: the network the tiny formula (or another shrinking rule) gives for a FLOPs ratio c."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from typing import Any, Dict, List, Optional
+
+from ._common import OneLineErrorParser, quiet_third_party_warnings
+
+BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
+RULES = ("tiny", "giant", "r", "d", "w")
+
+
+def ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if math.isnan(value) or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1) (a FLOPs ratio for shrinking), got {text}")
+    return value
+
+
+def tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if math.isnan(value) or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = OneLineErrorParser(
+        prog="tinynet-formula", description=__doc__,
+        epilog="example: tinynet-formula --c 0.25   |   tinynet-formula --c 0.5 --baseline resnet50 --compare")
+    parser.add_argument("--c", type=ratio, required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
+    parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", help="network to shrink")
+    parser.add_argument("--rule", choices=RULES, default="tiny",
+                        help="tiny: the paper's formula (default); giant: inverse EfficientNet compound scaling; "
+                             "r, d, w: one dimension alone")
+    parser.add_argument("--frontier", metavar="CSV",
+                        help="frontier table for the formula (default: the shipped EfficientNet-B0 frontier)")
+    parser.add_argument("--tol", type=tolerance, default=0.01, help="accepted relative FLOPs error (default 0.01)")
+    parser.add_argument("--compare", action="store_true", help="tiny vs giant vs single-dimension rules side by side")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args(argv)
+    if args.frontier is not None and args.rule != "tiny" and not args.compare:
+        parser.error(f"--frontier only applies to --rule tiny, not --rule {args.rule}")
+    return args
+
+
+def _mega(value: float) -> str:
+    return f"{value / 1e9:.3f}G" if value >= 1e9 else f"{value / 1e6:.1f}M"
+
+
+def _dashes(values: List[int]) -> str:
+    return "-".join(str(v) for v in values)
+
+
+def format_text(info: Dict[str, Any]) -> str:
+    def std(key: str) -> str:
+        return f"± {info[key]:.3f}" if info.get(key) is not None else ""
+
+    lines = [
+        f"{info['baseline']} shrunk to c={info['c']:g} by rule '{info['rule']}'",
+        "",
+        f"  resolution  r = {info['r']:<8g} {std('r_std'):<9} -> {info['img_size']} px",
+        f"  depth       d = {info['d']:<8g} {std('d_std'):<9} -> blocks per stage {_dashes(info['stage_repeats'])}"
+        f" ({sum(info['stage_repeats'])} in all)",
+        f"  width       w = {info['w']:<8g} {'':<9} -> channels {_dashes(info['stage_channels'])}",
+    ]
+    if info.get("w_eq5") is not None:
+        lines.append(f"                (eq. 5 closed form would give w = {info['w_eq5']:.3f})")
+    lines += [
+        f"  FLOPs       {_mega(info['flops'])} (target {_mega(info['target_flops'])}, {info['flops_rel_error']:+.2%})"
+        + (" verified by fvcore" if info.get("verified") else ""),
+        f"  params      {info['params'] / 1e6:.2f}M",
+    ]
+    for key, words in (("phi", "compound coefficient phi"), ("tuned_r", "resolution tuned to"),
+                       ("tuned_w", "width tuned to"), ("nudged_px", "input size nudged by (px)")):
+        if key in info:
+            lines.append(f"  {words} = {info[key]:g}")
+    arch = info["arch"]
+    lines += ["", "architecture:"]
+    if "arch_def" in arch:
+        lines.append(f"  stem {arch['stem_size']}, head {arch['num_features']}, arch_def:")
+        lines += [f"    {stage}" for stage in arch["arch_def"]]
+    else:
+        lines += [f"  {key} = {value}" for key, value in arch.items()]
+    lines += ["", "rebuild it:", f"  import timm, timm_tinynet; model = {info['create_model']}"]
+    return "\n".join(lines)
+
+
+def format_compare(rows: List[Dict[str, Any]], c: float, baseline: str) -> str:
+    lines = [f"{baseline} at c={c:g}: every rule side by side", "",
+             f"  {'rule':<6} {'r':>7} {'d':>7} {'w':>7} {'px':>5} {'FLOPs':>9} {'error':>8} {'params':>8}"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"  {row['rule']:<6} unreachable: {row['error']}")
+            continue
+        lines.append(
+            f"  {row['rule']:<6} {row['r']:>7.4g} {row['d']:>7.4g} {row['w']:>7.4g} {row['img_size']:>5} "
+            f"{_mega(row['flops']):>9} {row['flops_rel_error']:>+8.2%} {row['params'] / 1e6:>7.2f}M")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    from timm_tinynet.explain import describe, verify
+    from timm_tinynet.solve import UnreachableTargetError, shrink
+
+    if not args.compare:
+        result = shrink(args.baseline, args.c, args.rule, tol=args.tol,
+                        frontier=args.frontier if args.rule == "tiny" else None)
+        info = describe(result)
+        info["verified"] = verify(result) == result.flops
+        return info
+    rows = []
+    for rule in RULES:
+        try:
+            rows.append(describe(shrink(args.baseline, args.c, rule, tol=args.tol,
+                                        frontier=args.frontier if rule == "tiny" else None)))
+        except UnreachableTargetError as e:
+            rows.append({"rule": rule, "error": str(e)})
+    return {"c": args.c, "baseline": args.baseline, "compare": rows}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    quiet_third_party_warnings()
+    from timm_tinynet.formula import ExtrapolationWarning
+    from timm_tinynet.frontier import FrontierError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        try:
+            info = run(args)
+        except (FrontierError, ValueError) as e:
+            print(f"tinynet-formula: error: {e}", file=sys.stderr)
+            return 2
+    for warning in caught:
+        if issubclass(warning.category, ExtrapolationWarning):
+            print(f"tinynet-formula: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    elif args.compare:
+        print(format_compare(info["compare"], args.c, args.baseline))
+    else:
+        print(format_text(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

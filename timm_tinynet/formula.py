@@ -1,0 +1,198 @@
+"""The tiny formula (paper §3.2): Gaussian-process regression from the FLOPs ratio c to r and to d.
+
+Modelling choices, all deliberate:
+
+* inputs are ``log c`` and targets ``log r`` / ``log d``: ratios multiply, predictions stay positive, and
+  the five-decade range of c is spread evenly;
+* the prior mean is linear in ``log c`` (a power law ``r = a·c^b``), so away from the data the GP falls back
+  to the trend of the frontier instead of collapsing to ``r -> 0`` as a zero-mean GP does;
+* an RBF kernel (the paper's) with a Gaussian likelihood, hyper-parameters by maximising the exact marginal
+  log likelihood in double precision, from a fixed start with a fixed number of steps: bit-deterministic;
+* the mean is made monotone in c over the data's range (a running maximum over a fine grid) — frontier
+  networks grow in every dimension with FLOPs, and a wiggle of the GP between points must not make a
+  larger budget get a smaller resolution.
+
+Width is not modelled: the solver finds the w that makes the built network's FLOPs hit c·C0.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .frontier import load_frontier
+
+FIT_STEPS = 100
+_GRID_POINTS = 401
+
+
+class ExtrapolationWarning(UserWarning):
+    """The formula was asked for a c outside the range of its frontier data."""
+
+
+def _make_gp(train_x: torch.Tensor, train_y: torch.Tensor):
+    import gpytorch
+
+    class FrontierGP(gpytorch.models.ExactGP):
+        def __init__(self, x: torch.Tensor, y: torch.Tensor, likelihood) -> None:
+            super().__init__(x, y, likelihood)
+            self.mean_module = gpytorch.means.LinearMean(1)
+            self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())
+
+        def forward(self, x: torch.Tensor):
+            return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+    likelihood = gpytorch.likelihoods.GaussianLikelihood(noise_constraint=gpytorch.constraints.GreaterThan(1e-6))
+    return FrontierGP(train_x, train_y, likelihood), likelihood
+
+
+@dataclass
+class GP1D:
+    """One fitted GP from log c to log y, with a monotone mean over the data's range."""
+
+    model: object
+    likelihood: object
+    x_min: float
+    x_max: float
+    grid_x: np.ndarray
+    grid_mean: np.ndarray  # monotone (running max) posterior mean of log y on grid_x
+    final_loss: float
+
+    def _raw(self, log_c: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        import gpytorch
+
+        self.model.eval()
+        self.likelihood.eval()
+        x = torch.as_tensor(log_c, dtype=torch.float64).reshape(-1, 1)
+        with torch.no_grad(), gpytorch.settings.fast_pred_var(False):
+            posterior = self.likelihood(self.model(x))
+            return posterior.mean.numpy(), posterior.variance.clamp_min(0).sqrt().numpy()
+
+    def predict_log(self, log_c: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean (monotone inside the data range) and predictive std of log y at log c."""
+        mean, std = self._raw(log_c)
+        inside = (log_c >= self.x_min) & (log_c <= self.x_max)
+        mean = np.where(inside, np.interp(log_c, self.grid_x, self.grid_mean), mean)
+        below, above = log_c < self.x_min, log_c > self.x_max
+        # outside the range, keep the GP's own trend but never cross the monotone edge values
+        mean = np.where(below, np.minimum(mean, self.grid_mean[0]), mean)
+        mean = np.where(above, np.maximum(mean, self.grid_mean[-1]), mean)
+        return mean, std
+
+
+def fit_gp1d(log_c: np.ndarray, log_y: np.ndarray, steps: int = FIT_STEPS, seed: int = 0) -> GP1D:
+    """Fit by exact marginal likelihood (L-BFGS, at most ``steps`` iterations) in float64; deterministic."""
+    import gpytorch
+
+    x = torch.as_tensor(log_c, dtype=torch.float64).reshape(-1, 1)
+    y = torch.as_tensor(log_y, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, likelihood = _make_gp(x, y)
+        model.double()
+        likelihood.double()
+        span = float(x.max() - x.min())
+        model.covar_module.base_kernel.lengthscale = max(span / 2, 1e-3)
+        model.covar_module.outputscale = max(float(y.var()), 1e-4) if len(y) > 1 else 1.0
+        likelihood.noise = 1e-4
+        slope = float(np.polyfit(log_c, log_y, 1)[0]) if len(log_c) > 1 else 0.0
+        model.mean_module.weights.data.fill_(slope)
+        model.mean_module.bias.data.fill_(float(y.mean()) - slope * float(x.mean()))
+
+        model.train()
+        likelihood.train()
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)
+        optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=steps, tolerance_grad=1e-9,
+                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            objective = -mll(model(x), y)
+            objective.backward()
+            return objective
+
+        with gpytorch.settings.cholesky_jitter(double_value=1e-10):
+            optimizer.step(closure)
+            loss = closure()
+
+    x_min, x_max = float(np.min(log_c)), float(np.max(log_c))
+    fitted = GP1D(model, likelihood, x_min, x_max, np.linspace(x_min, x_max, _GRID_POINTS), np.empty(0),
+                  float(loss.detach()))
+    raw_grid, _ = fitted._raw(fitted.grid_x)
+    fitted.grid_mean = np.maximum.accumulate(raw_grid)
+    return fitted
+
+
+@dataclass(frozen=True)
+class Prediction:
+    c: float
+    r: float
+    r_std: float
+    d: float
+    d_std: float
+    extrapolating: bool
+
+
+class TinyFormula:
+    """r(c) and d(c) from a frontier table (see ``frontier.py`` for the CSV schema)."""
+
+    def __init__(self, frontier: pd.DataFrame, steps: int = FIT_STEPS, seed: int = 0) -> None:
+        self.frontier = frontier
+        log_c = np.log(frontier["c"].to_numpy(dtype=float))
+        self.c_min, self.c_max = float(frontier["c"].min()), float(frontier["c"].max())
+        self.gp_r = fit_gp1d(log_c, np.log(frontier["r"].to_numpy(dtype=float)), steps, seed)
+        self.gp_d = fit_gp1d(log_c, np.log(frontier["d"].to_numpy(dtype=float)), steps, seed)
+
+    def predict_many(self, c: np.ndarray) -> Dict[str, np.ndarray]:
+        """Means and (delta-method) standard deviations of r and d at each c."""
+        log_c = np.log(np.asarray(c, dtype=float))
+        out = {"c": np.asarray(c, dtype=float)}
+        for name, gp in (("r", self.gp_r), ("d", self.gp_d)):
+            mean, std = gp.predict_log(log_c)
+            out[name] = np.exp(mean)
+            out[f"{name}_std"] = np.exp(mean) * std
+            out[f"{name}_lo"], out[f"{name}_hi"] = np.exp(mean - 2 * std), np.exp(mean + 2 * std)
+        return out
+
+    def predict(self, c: float, warn: bool = True) -> Prediction:
+        p = self.predict_many(np.array([c]))
+        extrapolating = not (self.c_min <= c <= self.c_max)
+        prediction = Prediction(c, float(p["r"][0]), float(p["r_std"][0]), float(p["d"][0]), float(p["d_std"][0]),
+                                extrapolating)
+        if extrapolating and warn:
+            warnings.warn(
+                f"c={c:g} is outside the frontier's range [{self.c_min:.3g}, {self.c_max:.3g}]: r = "
+                f"{prediction.r:.3f} ± {prediction.r_std:.3f}, d = {prediction.d:.3f} ± {prediction.d_std:.3f} "
+                f"are extrapolated", ExtrapolationWarning, stacklevel=2)
+        return prediction
+
+    def leave_one_out(self) -> pd.DataFrame:
+        """Refit without each frontier point and predict it: per-point errors of r and d."""
+        rows = []
+        for i in range(len(self.frontier)):
+            rest = self.frontier.drop(index=self.frontier.index[i])
+            held = self.frontier.iloc[i]
+            p = TinyFormula(rest).predict(float(held["c"]), warn=False)
+            rows.append(dict(c=held["c"], r=held["r"], r_pred=p.r, r_err=p.r - held["r"],
+                             d=held["d"], d_pred=p.d, d_err=p.d - held["d"]))
+        return pd.DataFrame(rows)
+
+
+def frontier_key(frontier: pd.DataFrame) -> Tuple:
+    return tuple(map(tuple, frontier[["c", "r", "d"]].to_numpy(dtype=float).round(12).tolist()))
+
+
+@lru_cache(maxsize=8)
+def _formula_for(path: Optional[str]) -> TinyFormula:
+    return TinyFormula(load_frontier(path))
+
+
+def get_formula(frontier: Optional[str] = None) -> TinyFormula:
+    """The fitted formula for a frontier CSV path (default: the shipped EfficientNet-B0 frontier), cached."""
+    return _formula_for(None if frontier is None else str(frontier))
