@@ -8,7 +8,7 @@ import sys
 import warnings
 from typing import Any, Dict, List, Optional
 
-from ._common import OneLineErrorParser, quiet_third_party_warnings
+from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 RULES = ("tiny", "giant", "r", "d", "w")
@@ -146,11 +146,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if issubclass(warning.category, ExtrapolationWarning):
             print(f"tinynet-formula: warning: {warning.message}", file=sys.stderr)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print_stdout(json.dumps(info, indent=2))
     elif args.compare:
-        print(format_compare(info["compare"], args.c, args.baseline))
+        print_stdout(format_compare(info["compare"], args.c, args.baseline))
     else:
-        print(format_text(info))
+        print_stdout(format_text(info))
     return 0
 
 

@@ -85,3 +85,65 @@ def test_shortest_r_for_size():
     assert shortest_r_for_size(112, 224) == 0.5
     for px in range(32, 300):
         assert int(224 * shortest_r_for_size(px, 224)) == px
+
+
+# ---- rule 'tiny' (the formula) ------------------------------------------------------------------------------
+
+import warnings as _warnings
+
+import numpy as np
+
+from timm_tinynet.formula import ExtrapolationWarning
+from timm_tinynet.frontier import load_frontier
+from timm_tinynet.models import FORMULA_CUBES, FORMULA_TARGETS
+
+
+@pytest.mark.parametrize("row", load_frontier().to_dict("records"), ids=lambda r: f"c={r['c']:.3f}")
+def test_tiny_formula_reproduces_the_released_tinynets(row):
+    result = shrink("efficientnet_b0", row["c"], "tiny")
+    assert abs(result.img_size - int(224 * row["r"])) <= 4
+    assert abs(result.cube.d - row["d"]) <= 0.06
+    assert abs(result.cube.w - row["w"]) <= 0.06
+    assert abs(result.rel_error) <= 0.01
+
+
+@pytest.mark.parametrize("c", np.round(np.geomspace(0.03, 0.95, 10), 4).tolist())
+def test_tiny_formula_hits_the_budget_across_the_range(c):
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", ExtrapolationWarning)
+        result = shrink("efficientnet_b0", c, "tiny")
+    assert abs(result.flops / (c * cube_cost("efficientnet_b0", Cube())[0]) - 1) <= 0.01
+    assert result.flops == cube_cost("efficientnet_b0", result.cube)[0]
+    assert abs(result.extras.get("nudged_px", 0)) <= 8
+
+
+def test_tiny_is_the_default_rule_and_records_the_formula():
+    result = shrink("efficientnet_b0", 0.25)
+    assert result.rule == "tiny"
+    for key in ("r_formula", "r_std", "d_formula", "d_std", "w_eq5"):
+        assert key in result.extras
+    assert result.extras["r_std"] > 0
+    assert abs(result.cube.d - result.extras["d_formula"]) < 0.01  # d is the formula's, shortened
+
+
+@pytest.mark.filterwarnings("ignore::timm_tinynet.formula.ExtrapolationWarning")
+@pytest.mark.parametrize("name", sorted(FORMULA_CUBES))
+def test_frozen_formula_models_rederive(name):
+    baseline, target = FORMULA_TARGETS[name]
+    result = shrink(baseline, target / cube_cost(baseline, Cube())[0], "tiny")
+    assert result.cube == FORMULA_CUBES[name]
+    assert abs(result.flops / target - 1) <= 0.01
+
+
+def test_tiny_resolution_floor(tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("c,r,d,w,flops\n0.2,0.2,0.5,1,1\n0.4,0.35,0.7,1,1\n0.8,0.6,0.9,1,1\n")
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", ExtrapolationWarning)
+        with pytest.raises(UnreachableTargetError, match="below the 32px minimum"):
+            shrink("efficientnet_b0", 0.05, "tiny", frontier=str(path))
+
+
+def test_frontier_only_for_tiny():
+    with pytest.raises(ValueError, match="frontier only applies to rule 'tiny'"):
+        shrink("efficientnet_b0", 0.5, "giant", frontier="x.csv")

@@ -69,8 +69,11 @@ class GP1D:
 
         self.model.eval()
         self.likelihood.eval()
+        from gpytorch.utils.warnings import GPInputWarning
+
         x = torch.as_tensor(log_c, dtype=torch.float64).reshape(-1, 1)
-        with torch.no_grad(), gpytorch.settings.fast_pred_var(False):
+        with torch.no_grad(), gpytorch.settings.fast_pred_var(False), warnings.catch_warnings():
+            warnings.simplefilter("ignore", GPInputWarning)  # predicting at a frontier point is intended
             posterior = self.likelihood(self.model(x))
             return posterior.mean.numpy(), posterior.variance.clamp_min(0).sqrt().numpy()
 

@@ -66,3 +66,105 @@ def to_markdown(df: pd.DataFrame) -> str:
     for _, row in df.iterrows():
         lines.append("| " + " | ".join(_markdown_cell(col, value) for col, value in row.items()) + " |")
     return "\n".join(lines) + "\n"
+
+
+PAPER_C = (0.9, 0.5, 0.25, 0.13, 0.06)
+_RELEASED = dict(zip(PAPER_C, ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e")))
+_B_MINUS = {0.5: "efficientnet_bm1", 0.25: "efficientnet_bm2", 0.13: "efficientnet_bm3", 0.06: "efficientnet_bm4"}
+
+
+def _cube_columns(prefix: str, baseline: str, cube: Cube) -> dict:
+    from .baselines import get_baseline
+    from .flops import cube_cost
+
+    flops, params = cube_cost(baseline, cube)
+    return {f"{prefix}_r": round(cube.r, 4), f"{prefix}_d": round(cube.d, 4), f"{prefix}_w": round(cube.w, 4),
+            f"{prefix}_px": get_baseline(baseline).img_size(cube), f"{prefix}_flops_m": round(flops / 1e6, 1),
+            f"{prefix}_params_m": round(params / 1e6, 3)}
+
+
+def formula_table(c_values: Iterable[float] = PAPER_C, frontier: Optional[str] = None) -> pd.DataFrame:
+    """The tiny formula at the paper's c values next to the released TinyNets and EfficientNet-B^-phi."""
+    import warnings
+
+    from .formula import ExtrapolationWarning
+    from .solve import shrink
+
+    rows = []
+    for c in c_values:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            result = shrink("efficientnet_b0", c, "tiny", frontier=frontier)
+        row = {"c": c, "target_flops_m": round(result.target_flops / 1e6, 1)}
+        row.update(_cube_columns("tiny", "efficientnet_b0", result.cube))
+        row.update(tiny_r_std=round(result.extras["r_std"], 4), tiny_d_std=round(result.extras["d_std"], 4),
+                   tiny_w_eq5=round(result.extras["w_eq5"], 4), tiny_flops_err=round(result.rel_error, 4),
+                   tiny_nudged_px=int(result.extras.get("nudged_px", 0)))
+        if c in _RELEASED:
+            row["released"] = _RELEASED[c]
+            row.update(_cube_columns("released", "efficientnet_b0", _models.TINYNET_CUBES[_RELEASED[c]]))
+        if c in _B_MINUS:
+            row["giant"] = _B_MINUS[c]
+            row.update(_cube_columns("giant", "efficientnet_b0_compound", _models.B_MINUS_CUBES[_B_MINUS[c]]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def formula_figure(path, frontier: Optional[str] = None) -> None:
+    """r(c) and d(c): GP mean ± 2 sigma, frontier points, and the inverse giant formula for contrast."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .cube import GIANT_DEPTH_BASE, GIANT_RESOLUTION_BASE, GIANT_WIDTH_BASE
+    from .formula import get_formula
+
+    formula = get_formula(frontier)
+    c = np.geomspace(0.02, 1.0, 300)
+    p = formula.predict_many(c)
+    phi = np.log(c) / np.log(GIANT_DEPTH_BASE * GIANT_WIDTH_BASE ** 2 * GIANT_RESOLUTION_BASE ** 2)
+    giant = {"r": GIANT_RESOLUTION_BASE ** phi, "d": GIANT_DEPTH_BASE ** phi}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, dim, label in zip(axes, ("r", "d"), ("resolution r", "depth d")):
+        ax.fill_between(c, p[f"{dim}_lo"], p[f"{dim}_hi"], alpha=0.25, label="GP mean ± 2σ")
+        ax.plot(c, p[dim], lw=2, label="tiny formula r(c)" if dim == "r" else "tiny formula d(c)")
+        ax.plot(c, giant[dim], "--", color="gray", label="inverse giant formula")
+        ax.scatter(formula.frontier["c"], formula.frontier[dim], color="crimson", zorder=3, label="frontier points")
+        ax.axvspan(formula.c_min, formula.c_max, color="k", alpha=0.04, label="frontier range")
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOPs ratio c")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle("Tiny formula on the shipped EfficientNet-B0 frontier (released TinyNet-A..E)"
+                 if frontier is None else f"Tiny formula on {frontier}")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _model_cell(row: pd.Series, prefix: str, with_std: bool = False) -> str:
+    if f"{prefix}_r" not in row or pd.isna(row.get(f"{prefix}_r")):
+        return ""
+    r, d = f"{row[f'{prefix}_r']:g}", f"{row[f'{prefix}_d']:g}"
+    if with_std:
+        r, d = f"{r}±{row[f'{prefix}_r_std']:.3f}", f"{d}±{row[f'{prefix}_d_std']:.3f}"
+    return (f"r {r}, d {d}, w {row[f'{prefix}_w']:g} · {int(row[f'{prefix}_px'])}px · "
+            f"{row[f'{prefix}_flops_m']:g}M FLOPs · {row[f'{prefix}_params_m']:.2f}M params")
+
+
+def formula_markdown(df: pd.DataFrame) -> str:
+    """The formula table in readable form (one cell per model)."""
+    compact = pd.DataFrame({
+        "c": df["c"],
+        "target": [f"{v:g}M" for v in df["target_flops_m"]],
+        "tiny formula": [_model_cell(row, "tiny", with_std=True) + f" ({row['tiny_flops_err']:+.1%})"
+                         + (f", input nudged {row['tiny_nudged_px']:+d}px" if row["tiny_nudged_px"] else "")
+                         for _, row in df.iterrows()],
+        "released TinyNet": [f"{row.get('released', '')}: {_model_cell(row, 'released')}"
+                             if isinstance(row.get("released"), str) else "" for _, row in df.iterrows()],
+        "EfficientNet-B^-φ": [f"{row['giant']}: {_model_cell(row, 'giant')}" if isinstance(row.get("giant"), str)
+                              else "" for _, row in df.iterrows()],
+    })
+    return to_markdown(compact)

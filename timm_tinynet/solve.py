@@ -25,7 +25,7 @@ DEFAULT_TOLERANCE = 0.01
 RULES: Tuple[str, ...] = ("tiny", "giant", "r", "d", "w")
 DEFAULT_RULE = "tiny"
 MAX_WIDTH = 4.0  # the tiny rule's width search range is (0, MAX_WIDTH]
-MAX_NUDGE_PX = 4  # the tiny rule may move the input size this far to land within tolerance
+MAX_NUDGE_PX = 8  # the tiny rule may move the input size this far (±4 % of r at 200px) to land within tolerance
 _MAX_STEPS = 40
 _GOOD_ENOUGH = 2e-3  # stop refining once a side is this close (relative) to the target
 _NARROW_ENOUGH = 1e-5  # ... or once the bracket is this narrow (relative): finer steps change no channel
@@ -299,38 +299,62 @@ def _tiny_width(
         base: Baseline, r: float, d: float, rule: str, c: float, c0: int, target: float, tol: float,
         extras: Dict[str, float],
 ) -> Cube:
-    """Solve w for the formula's (r, d). Width moves in channel groups, so when the nearest w misses ``tol``
-    the input size is nudged by up to ``MAX_NUDGE_PX`` pixels (well inside the formula's uncertainty): first
-    with that width (a new input size needs no new model), then re-solving w at each nudged size."""
-    width = _width_rule(r, d, c)
-    cube = width.make_cube(_solve_rule(base, width, rule, c, c0, target, tol))
+    """Solve w for the formula's (r, d).
+
+    Width moves in channel groups (at small widths one group can be 10 % of the FLOPs), so when the nearest
+    w misses ``tol`` the search widens, cheapest first: that width with the input size nudged by up to
+    ``MAX_NUDGE_PX`` pixels (no new model to count); then each depth within two standard deviations of the
+    formula's d, width re-solved, with the same input nudges; then nudged input sizes with width re-solved.
+    The first network within ``tol`` wins; otherwise the nearest one is returned (and ``shrink`` reports it).
+    """
+
+    def solve_w(r_try: float, d_try: float) -> Cube:
+        width = _width_rule(r_try, d_try, c)
+        return width.make_cube(_solve_rule(base, width, rule, c, c0, target, tol))
 
     def error(k: Cube) -> float:
         return abs(cube_cost(base.name, k)[0] / target - 1)
 
+    cube = solve_w(r, d)
     if error(cube) <= tol:
         return cube
     size = int(base.base_img_size * r)
-    nudges = [n for step in range(1, MAX_NUDGE_PX + 1) for n in (-step, step)]
-    best = cube
-    for resolve_width in (False, True):
-        for nudge in nudges:
-            if size + nudge < MIN_IMG_SIZE:
-                continue
-            r_try = shortest_r_for_size(size + nudge, base.base_img_size)
+    nudges = [n for step in range(1, MAX_NUDGE_PX + 1) for n in (-step, step) if size + n >= MIN_IMG_SIZE]
+    d_std = extras.get("d_std", 0.0)
+    depths = [d + k * d_std for step in (0.5, 1.0, 1.5, 2.0) for k in (-step, step) if d + k * d_std > MIN_MULTIPLIER]
+
+    def with_size(k: Cube, nudge: int) -> Cube:
+        return replace(k, r=shortest_r_for_size(size + nudge, base.base_img_size)) if nudge else k
+
+    def attempts():
+        yield from ((with_size(cube, n), n, 0.0) for n in nudges)
+        for d_try in depths:
             try:
-                if resolve_width:
-                    width = _width_rule(r_try, d, c)
-                    candidate = width.make_cube(_solve_rule(base, width, rule, c, c0, target, tol))
-                else:
-                    candidate = replace(cube, r=r_try)
+                deeper = solve_w(r, d_try)
             except UnreachableTargetError:
                 continue
-            if error(candidate) < error(best):
-                best = candidate
-            if error(candidate) <= tol:
+            yield from ((with_size(deeper, n), n, d_try - d) for n in [0] + nudges)
+        for n in nudges:
+            try:
+                yield solve_w(shortest_r_for_size(size + n, base.base_img_size), d), n, 0.0
+            except UnreachableTargetError:
+                continue
+
+    best = cube
+    seen = {_signature(base, cube)}
+    for candidate, nudge, d_shift in attempts():
+        signature = _signature(base, candidate)
+        if signature in seen:
+            continue
+        seen.add(signature)
+        if error(candidate) < error(best):
+            best = candidate
+        if error(candidate) <= tol:
+            if nudge:
                 extras["nudged_px"] = nudge
-                return candidate
+            if d_shift:
+                extras["nudged_d"] = d_shift
+            return candidate
     return best
 
 

@@ -1,0 +1,76 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from timm_tinynet.formula import ExtrapolationWarning, TinyFormula, get_formula
+from timm_tinynet.frontier import load_frontier
+
+
+@pytest.fixture(scope="module")
+def formula():
+    return get_formula()
+
+
+def test_fit_is_bit_deterministic():
+    frontier = load_frontier()
+    a, b = TinyFormula(frontier), TinyFormula(frontier)
+    for gp_a, gp_b in ((a.gp_r, b.gp_r), (a.gp_d, b.gp_d)):
+        for (name, p), (_, q) in zip(gp_a.model.named_parameters(), gp_b.model.named_parameters()):
+            assert p.dtype == torch.float64
+            assert torch.equal(p, q), name
+    c = np.geomspace(0.02, 1.0, 50)
+    pa, pb = a.predict_many(c), b.predict_many(c)
+    for key in pa:
+        assert np.array_equal(pa[key], pb[key]), key
+
+
+def test_fit_recovers_the_frontier_points(formula):
+    frontier = formula.frontier
+    p = formula.predict_many(frontier["c"].to_numpy())
+    assert np.all(np.abs(p["r"] * 224 - frontier["r"].to_numpy() * 224) <= 4)  # within 4 px
+    assert np.all(np.abs(p["d"] - frontier["d"].to_numpy()) <= 0.06)
+
+
+def test_mean_is_monotone_over_the_data_and_sensible_outside(formula):
+    c = np.geomspace(formula.c_min, formula.c_max, 500)
+    p = formula.predict_many(c)
+    assert np.all(np.diff(p["r"]) >= 0) and np.all(np.diff(p["d"]) >= 0)
+    wide = formula.predict_many(np.geomspace(0.02, 1.0, 200))
+    assert np.all(np.diff(wide["r"]) >= 0) and np.all(np.diff(wide["d"]) >= 0)
+    assert wide["r"].min() > 0.25 and wide["d"].min() > 0.3  # a zero-mean GP would collapse towards 0
+
+
+def test_monotone_even_for_a_wiggly_frontier():
+    rng = np.random.default_rng(0)
+    c = np.sort(rng.uniform(0.05, 0.9, 12))
+    frontier = pd.DataFrame({"c": c, "r": 0.5 + 0.4 * c + rng.normal(0, 0.04, 12),
+                             "d": 0.5 + 0.6 * c + rng.normal(0, 0.05, 12), "w": 0.7, "flops": c * 4e8})
+    formula = TinyFormula(frontier)
+    p = formula.predict_many(np.geomspace(formula.c_min, formula.c_max, 300))
+    assert np.all(np.diff(p["r"]) >= 0) and np.all(np.diff(p["d"]) >= 0)
+
+
+def test_std_grows_away_from_the_data(formula):
+    near = formula.predict(0.1, warn=False)
+    far = formula.predict(0.02, warn=False)
+    assert far.r_std > 5 * near.r_std
+
+
+def test_extrapolation_warns_with_the_std(formula):
+    with pytest.warns(ExtrapolationWarning, match=r"c=0.02 is outside the frontier's range .* r = 0\.\d+ ± 0\.\d+"):
+        prediction = formula.predict(0.02)
+    assert prediction.extrapolating
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not formula.predict(0.2).extrapolating
+
+
+def test_leave_one_out_reports_every_point(formula):
+    loo = formula.leave_one_out()
+    assert len(loo) == len(formula.frontier)
+    assert set(loo.columns) >= {"c", "r", "r_pred", "r_err", "d", "d_pred", "d_err"}
+    assert np.isfinite(loo[["r_err", "d_err"]].to_numpy()).all()
+    assert (loo["r_err"].abs() < 0.3).all() and (loo["d_err"].abs() < 0.2).all()
