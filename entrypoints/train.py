@@ -1,0 +1,145 @@
+"""tinynet-train: train any timm or timm_tinynet model on an image folder with the paper's recipe.
+
+Flags follow timm's train.py. Options left unset come from the recipe (--recipe tinynet for the EfficientNet
+family and GhostNet, resnet for ResNets); the resolved values are written to <output>/<experiment>/args.yaml.
+Multi-GPU / multi-node: torchrun --nproc_per_node N -m timm_tinynet.cli.train ...
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from ._common import OneLineErrorParser, quiet_third_party_warnings
+
+
+class KeyValues(argparse.Action):
+    """``key=value`` pairs into a dict (values parsed as Python literals when they are)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        out = {}
+        for item in values:
+            if "=" not in item:
+                parser.error(f"argument {option_string}: expected key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            try:
+                out[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                out[key] = value
+        setattr(namespace, self.dest, out)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineErrorParser(prog="tinynet-train", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", required=True, help="folder with train/ and validation/ (or val/) class folders")
+    g.add_argument("--train-split", default=None, help="training split folder (default: train or training)")
+    g.add_argument("--val-split", default=None, help="validation split folder (default: validation or val)")
+    g.add_argument("-j", "--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
+                   help="data loading processes per process (default: min(4, CPU count))")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, help="timm model name, e.g. tinynet_a, tinynet, ghostnet_b")
+    g.add_argument("--model-kwargs", nargs="*", default={}, action=KeyValues, help="extra create_model kwargs: r=0.8 d=0.9 w=0.5 or c=0.25")
+    g.add_argument("--pretrained", action="store_true", help="start from the model's published weights")
+    g.add_argument("--num-classes", type=positive_int, default=None, help="default: number of class folders")
+    g.add_argument("--img-size", type=positive_int, default=None, help="input size (default: the model's own, int(224*r))")
+    g.add_argument("--drop", type=float, default=None, help="dropout before the classifier")
+    g.add_argument("--drop-path", type=float, default=None, help="stochastic depth rate")
+    g.add_argument("--bn-momentum", type=float, default=None, help="BatchNorm momentum (PyTorch sense: 1 - TF's)")
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA)")
+    g = p.add_argument_group("recipe and optimisation")
+    g.add_argument("--recipe", choices=("tinynet", "resnet"), default=None, help="preset (default: by model family)")
+    g.add_argument("-b", "--batch-size", type=positive_int, default=128, help="images per process per step")
+    g.add_argument("-vb", "--validation-batch-size", type=positive_int, default=None)
+    g.add_argument("--epochs", type=positive_int, default=None)
+    g.add_argument("--opt", default=None, help="timm optimizer name (rmsproptf, sgd, adamw, ...)")
+    g.add_argument("--opt-eps", type=float, default=None)
+    g.add_argument("--opt-alpha", type=float, default=None, help="RMSProp decay")
+    g.add_argument("--opt-kwargs", nargs="*", default={}, action=KeyValues)
+    g.add_argument("--momentum", type=float, default=None)
+    g.add_argument("--weight-decay", type=float, default=None)
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: --lr-base scaled to the global batch)")
+    g.add_argument("--lr-base", type=float, default=None, help="learning rate for --lr-base-size images per step")
+    g.add_argument("--lr-base-size", type=positive_int, default=None)
+    g.add_argument("--sched", default=None, help="timm scheduler (step, cosine, ...)")
+    g.add_argument("--decay-epochs", type=float, default=None)
+    g.add_argument("--decay-rate", "--dr", type=float, default=None)
+    g.add_argument("--warmup-epochs", type=float, default=None)
+    g.add_argument("--warmup-lr", type=float, default=None)
+    g.add_argument("--min-lr", type=float, default=None)
+    g.add_argument("--smoothing", type=float, default=None, help="label smoothing")
+    g.add_argument("--model-ema", action="store_true", default=None, help="keep an EMA of the weights")
+    g.add_argument("--no-model-ema", dest="model_ema", action="store_false")
+    g.add_argument("--model-ema-decay", type=float, default=None)
+    g.add_argument("--model-ema-warmup", action="store_true", help="ramp the EMA decay up (short runs)")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--aa", default=None, help="timm auto-augment policy, e.g. rand-m9-mstd0.5 ('none' to disable)")
+    g.add_argument("--scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
+                   help="random-resized-crop area range (default 0.08 1.0)")
+    g.add_argument("--hflip", type=float, default=0.5)
+    g.add_argument("--color-jitter", type=float, default=0.4)
+    g.add_argument("--reprob", type=float, default=0.0, help="random erasing probability")
+    g = p.add_argument_group("run")
+    g.add_argument("--output", default="output/train", help="parent folder of the run folder")
+    g.add_argument("--experiment", default=None, help="run folder name (default: time-model-size)")
+    g.add_argument("--resume", default=None, help="continue from a checkpoint (last.pth.tar)")
+    g.add_argument("--amp", action="store_true", help="mixed precision (CUDA: float16 or bfloat16; CPU: bfloat16)")
+    g.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16")
+    g.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--log-interval", type=positive_int, default=50)
+    return p
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model and not args.resume:
+        parser.error("--model is required (or --resume a checkpoint)")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    quiet_third_party_warnings()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from timm_tinynet.train import TrainingFailure, run
+
+    try:
+        row = run(args)
+    except TrainingFailure as e:
+        print(f"tinynet-train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinynet-train: interrupted; resume with --resume <run>/last.pth.tar", file=sys.stderr)
+        return 130
+    return 0 if row is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

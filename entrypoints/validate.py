@@ -1,0 +1,62 @@
+"""tinynet-validate: top-1 / top-5 of a model on an image folder, with the model's own evaluation transform
+(input size, crop_pct, interpolation, mean/std from its pretrained cfg)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings, write_atomic
+from .train import KeyValues, non_negative_int, positive_int
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = OneLineErrorParser(prog="tinynet-validate", description=__doc__)
+    p.add_argument("--data-dir", required=True, type=Path, help="image folder (class subfolders), or its parent")
+    p.add_argument("--split", default=None, help="split folder under --data-dir (default: validation/val if present)")
+    p.add_argument("--model", default=None, help="timm model name (default: the checkpoint's)")
+    p.add_argument("--model-kwargs", nargs="*", default={}, action=KeyValues)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", type=Path, default=None, help="a tinynet-train checkpoint or a state dict")
+    source.add_argument("--pretrained", action="store_true", help="the model's published weights")
+    p.add_argument("--no-ema", dest="use_ema", action="store_false", help="use the raw weights, not the EMA")
+    p.add_argument("-b", "--batch-size", type=positive_int, default=64)
+    p.add_argument("-j", "--workers", type=non_negative_int, default=2)
+    p.add_argument("--img-size", type=positive_int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--results-file", type=Path, default=None, help="write the result as .csv or .json")
+    args = p.parse_args(argv)
+    if args.results_file is not None and args.results_file.suffix not in (".csv", ".json"):
+        p.error(f"--results-file must end in .csv or .json, got {args.results_file}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    quiet_third_party_warnings()
+    from timm_tinynet.train import TrainingFailure
+    from timm_tinynet.train.validate import validate
+
+    try:
+        result = validate(args.model, args.data_dir, args.split, args.checkpoint, args.pretrained, args.use_ema,
+                          args.batch_size, args.workers, args.img_size, args.device, args.model_kwargs)
+    except TrainingFailure as e:
+        print(f"tinynet-validate: error: {e}", file=sys.stderr)
+        return 2
+    print_stdout(f"{result['model']} ({result['weights']}) on {result['images']} images of {result['data']} at "
+                 f"{result['input_size']}px: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
+                 f"loss {result['loss']:.4f}")
+    if args.results_file is not None:
+        if args.results_file.suffix == ".json":
+            text = json.dumps(result, indent=2) + "\n"
+        else:
+            text = ",".join(result) + "\n" + ",".join(str(v) for v in result.values()) + "\n"
+        args.results_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.results_file, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+import pytest
+
+from timm_tinynet.cli.subset import main
+from timm_tinynet.subset import SubsetError, plan_subset
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory):
+    """A fake ImageNet tree: 12 classes, 9 training and 3 validation images each (empty files suffice)."""
+    root = tmp_path_factory.mktemp("imagenet")
+    for k in range(12):
+        wnid = f"n{k:08d}"
+        for split, n in (("train", 9), ("val", 3)):
+            folder = root / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(n):
+                (folder / f"{wnid}_{split}_{i}.JPEG").write_bytes(b"")
+        (root / "train" / wnid / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_counts_and_layout(imagenet, tmp_path, capsys):
+    out = tmp_path / "in100"
+    assert main(["--imagenet", str(imagenet), "--out", str(out), "--classes", "5", "--train-per-class", "4"]) == 0
+    assert "5 classes, 20 train and 15 val images" in capsys.readouterr().out
+    classes = (out / "classes.txt").read_text().split()
+    assert len(classes) == 5 and classes == sorted(classes)
+    for wnid in classes:
+        train = list((out / "train" / wnid).iterdir())
+        assert len(train) == 4 and all(p.is_symlink() and p.resolve().parent.name == wnid for p in train)
+        assert len(list((out / "val" / wnid).iterdir())) == 3
+    assert sum(1 for _ in (out / "train").rglob("*.txt")) == 0
+
+
+def test_deterministic_by_seed(imagenet):
+    a = plan_subset(imagenet, 5, 4, seed=1)
+    assert a == plan_subset(imagenet, 5, 4, seed=1)
+    assert a != plan_subset(imagenet, 5, 4, seed=2)
+
+
+def test_filelist_mode(imagenet, tmp_path):
+    out = tmp_path / "lists"
+    assert main(["--imagenet", str(imagenet), "--out", str(out), "--classes", "3", "--train-per-class", "2",
+                 "--mode", "filelist"]) == 0
+    lines = (out / "train.txt").read_text().splitlines()
+    assert len(lines) == 6 and all(line.startswith("train/n") for line in lines)
+    assert {line.split()[-1] for line in lines} == {"0", "1", "2"}
+    assert len((out / "val.txt").read_text().splitlines()) == 9
+    assert not (out / "train").exists()  # nothing copied or linked
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--classes", "20"], "fewer than the 20 asked for"),
+    (["--classes", "2", "--train-per-class", "50"], "fewer than 50"),
+])
+def test_bad_requests(imagenet, tmp_path, capsys, argv, message):
+    assert main(["--imagenet", str(imagenet), "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet-subset: error:") and message in err
+
+
+def test_never_overwrites(imagenet, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert main(["--imagenet", str(imagenet), "--out", str(out), "--classes", "2", "--train-per-class", "2"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_flat_validation_folder_is_explained(tmp_path):
+    root = tmp_path / "flat"
+    (root / "train" / "n1").mkdir(parents=True)
+    (root / "train" / "n1" / "a.JPEG").write_bytes(b"")
+    (root / "val").mkdir()
+    (root / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"")
+    with pytest.raises(SubsetError, match="class folders first"):
+        plan_subset(root, 1, 1)

@@ -1,0 +1,218 @@
+"""tinynet-train / tinynet-validate on a small generated image-folder dataset (CPU)."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from timm_tinynet.cli.train import main as train_main
+from timm_tinynet.cli.validate import main as validate_main
+from timm_tinynet.train import RECIPES, apply_recipe, default_recipe_for, scaled_lr
+
+COLORS = [(220, 40, 40), (40, 200, 60), (50, 70, 230)]
+
+
+def make_dataset(root: Path, n_train: int = 48, n_val: int = 16, classes=COLORS, seed: int = 0) -> Path:
+    """Easily separable classes: a coloured square at a random place on dark noise."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("validation", n_val)):
+        for k, color in enumerate(classes):
+            folder = root / split / f"class{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (48, 48, 3)).astype(np.uint8)
+                x, y = rng.integers(4, 24, 2)
+                img[y:y + 20, x:x + 20] = color
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+SMALL = ["--model", "tinynet", "--model-kwargs", "r=0.3", "d=0.3", "w=0.3", "-b", "16", "-j", "0"]
+FAST = ["--opt", "sgd", "--lr", "0.02", "--bn-momentum", "0.1", "--warmup-epochs", "0", "--decay-epochs", "2",
+        "--decay-rate", "0.5", "--drop", "0", "--smoothing", "0", "--aa", "none", "--model-ema-decay", "0.5"]
+
+
+def summary(run_dir: Path):
+    with open(run_dir / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def train(data, out, name, *extra):
+    code = train_main(["--data-dir", str(data), "--output", str(out), "--experiment", name, *SMALL, *FAST, *extra])
+    assert code == 0
+    return out / name
+
+
+@pytest.mark.slow
+def test_override_recipe_learns(data, tmp_path):
+    run = train(data, tmp_path, "learn", "--epochs", "6")
+    rows = summary(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert float(rows[-1]["eval_top1"]) >= 80.0  # chance is 33 %
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) / 2
+    for name in ("last.pth.tar", "model_best.pth.tar", "args.yaml", "summary.csv"):
+        assert (run / name).is_file()
+    assert not list(run.glob(".*tmp"))  # atomic writes leave no temporary files
+
+
+@pytest.mark.slow
+def test_resume_continues_and_reproduces_the_uninterrupted_run(data, tmp_path):
+    full = summary(train(data, tmp_path, "full", "--epochs", "3"))
+    part = train(data, tmp_path, "part", "--epochs", "2")
+    checkpoint = torch.load(part / "last.pth.tar", map_location="cpu", weights_only=True)
+    for key in ("state_dict", "state_dict_ema", "optimizer", "scheduler", "epoch", "rng", "args", "class_to_idx"):
+        assert key in checkpoint, key
+    assert checkpoint["epoch"] == 1
+    assert train_main(["--data-dir", str(data), "--resume", str(part / "last.pth.tar"), *SMALL, *FAST,
+                       "--epochs", "3"]) == 0
+    resumed = summary(part)
+    assert [int(r["epoch"]) for r in resumed] == [0, 1, 2]
+    for a, b in zip(full, resumed):
+        for key in ("train_loss", "eval_loss", "eval_top1", "ema_eval_top1", "lr"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5, abs=1e-6), (a["epoch"], key)
+
+
+@pytest.mark.slow
+def test_default_recipe_runs_one_epoch_and_records_its_values(data, tmp_path):
+    code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "default",
+                       "--model", "tinynet_e", "-b", "16", "-j", "0", "--epochs", "1"])
+    assert code == 0
+    recorded = yaml.safe_load((tmp_path / "default" / "args.yaml").read_text())
+    expected = dict(RECIPES["tinynet"], epochs=1)
+    for key, value in expected.items():
+        assert recorded[key] == value, key
+    assert recorded["recipe"] == "tinynet"
+    assert recorded["lr"] == pytest.approx(0.048 * 16 / 1024)
+    assert recorded["input_size"] == [3, 106, 106]  # tinynet_e's own resolution
+    row = summary(tmp_path / "default")[0]
+    assert row["ema_eval_top1"] != "" and float(row["lr"]) > 0
+
+
+def test_recipes_fill_only_unset_options():
+    options = apply_recipe({"opt": "adamw", "lr": None, "epochs": 5, "weight_decay": None}, "tinynet")
+    assert options["opt"] == "adamw" and options["epochs"] == 5
+    assert options["weight_decay"] == 1e-5 and options["decay_rate"] == 0.97 and options["opt_eps"] == 1e-3
+    assert apply_recipe({}, "resnet")["decay_epochs"] == 30
+    assert scaled_lr(0.048, 1024, 256) == pytest.approx(0.012)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        apply_recipe({}, "vit")
+
+
+def test_recipe_follows_the_model_family():
+    import timm
+
+    import timm_tinynet  # noqa: F401
+
+    assert default_recipe_for(timm.create_model("resnet50_tiny", r=0.3, d=0.3, w=0.25)) == "resnet"
+    assert default_recipe_for(timm.create_model("tinynet_e")) == "tinynet"
+    assert default_recipe_for(timm.create_model("ghostnet_d")) == "tinynet"
+
+
+@pytest.mark.slow
+def test_validate_reads_the_checkpoint(data, tmp_path, capsys):
+    run = train(data, tmp_path, "val", "--epochs", "2")
+    last = summary(run)[-1]
+    capsys.readouterr()
+    results = tmp_path / "val.json"
+    assert validate_main(["--data-dir", str(data), "--checkpoint", str(run / "last.pth.tar"), "-j", "0",
+                          "--results-file", str(results)]) == 0
+    import json
+
+    result = json.loads(results.read_text())
+    assert result["top1"] == pytest.approx(float(last["ema_eval_top1"]), abs=1e-3)  # EMA weights by default
+    assert "EMA" in capsys.readouterr().out
+    assert validate_main(["--data-dir", str(data), "--checkpoint", str(run / "last.pth.tar"), "-j", "0",
+                          "--no-ema", "--results-file", str(tmp_path / "raw.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "raw.csv")))
+    assert float(rows[0]["top1"]) == pytest.approx(float(last["eval_top1"]), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "timm_tinynet.cli.train", "--data-dir", str(data), "--output", str(tmp_path), "--experiment", "ddp",
+           *SMALL[:-4], "-b", "8", "-j", "0", *FAST, "--epochs", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = summary(tmp_path / "ddp")
+    assert len(rows) == 2
+    recorded = yaml.safe_load((tmp_path / "ddp" / "args.yaml").read_text())
+    assert recorded["global_batch_size"] == 16
+    assert float(rows[-1]["eval_top1"]) > 0
+
+
+@pytest.mark.slow
+def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path):
+    args = ["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "killed", *SMALL, *FAST,
+            "--epochs", "40"]
+    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.train", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "killed"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "summary.csv").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = summary(run)
+    assert done, "no epoch finished before the kill"
+    checkpoint = torch.load(run / "last.pth.tar", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == int(done[-1]["epoch"])  # the checkpoint and the summary agree
+    next_epoch = checkpoint["epoch"] + 1
+    assert train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), *SMALL, *FAST,
+                       "--epochs", str(next_epoch + 1)]) == 0
+    rows = summary(run)
+    assert [int(r["epoch"]) for r in rows] == list(range(next_epoch + 1))
+
+
+def _one_line_error(capsys, code, prog="tinynet-train"):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err and err[-1].startswith(f"{prog}: error: ")
+    assert not any("Traceback" in line for line in err)
+    return err[-1]
+
+
+def test_missing_data_dir(tmp_path, capsys):
+    code = train_main(["--data-dir", str(tmp_path / "nope"), *SMALL, "--epochs", "1"])
+    assert "does not exist" in _one_line_error(capsys, code)
+
+
+def test_unknown_model(data, tmp_path, capsys):
+    code = train_main(["--data-dir", str(data), "--model", "resnet9000", "--output", str(tmp_path), "--epochs", "1"])
+    assert "unknown model 'resnet9000'" in _one_line_error(capsys, code)
+
+
+def test_corrupt_checkpoint(data, tmp_path, capsys):
+    bad = tmp_path / "last.pth.tar"
+    bad.write_bytes(b"not a checkpoint at all")
+    code = train_main(["--data-dir", str(data), "--resume", str(bad), *SMALL, "--epochs", "2"])
+    assert "cannot be read" in _one_line_error(capsys, code)
+    code = validate_main(["--data-dir", str(data), "--checkpoint", str(bad), "--model", "tinynet"])
+    assert "cannot be read" in _one_line_error(capsys, code, "tinynet-validate")
+
+
+def test_one_class_dataset(tmp_path, capsys):
+    root = make_dataset(tmp_path / "one", n_train=4, n_val=2, classes=COLORS[:1])
+    code = train_main(["--data-dir", str(root), *SMALL, "--output", str(tmp_path), "--epochs", "1"])
+    assert "at least 2" in _one_line_error(capsys, code)
+
+
+def test_no_traceback_from_the_console_script(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.train", "--data-dir", str(tmp_path / "x"),
+                             "--model", "tinynet_e"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("tinynet-train: error:")

@@ -1,0 +1,111 @@
+"""Training checkpoints: the whole training state, written atomically, loadable with ``weights_only=True``."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, Path]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+def rng_state() -> Dict[str, Any]:
+    """Python, NumPy, torch (and CUDA) RNG states as weights_only-loadable values."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: Dict[str, Any], path: PathLike) -> None:
+    """torch.save through a temporary file in the same folder and a rename: a kill never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a clear ``CheckpointError`` when it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated / foreign files
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is not a dictionary of states")
+    return checkpoint
+
+
+def model_state(checkpoint: Dict[str, Any], prefer_ema: bool = True) -> Dict[str, torch.Tensor]:
+    """The weights to evaluate: the EMA's when present (and wanted), else the model's; plain state dicts too."""
+    if prefer_ema and checkpoint.get("state_dict_ema"):
+        return checkpoint["state_dict_ema"]
+    if "state_dict" in checkpoint:
+        return checkpoint["state_dict"]
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint  # a bare state dict
+    raise CheckpointError("checkpoint has no model weights ('state_dict')")
+
+
+def load_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{source} does not fit the model: {first}") from None
+
+
+def build_checkpoint(model, optimizer, scheduler, epoch: int, args: Dict[str, Any], ema=None, scaler=None,
+                     metric: Optional[float] = None, class_to_idx: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    checkpoint = {
+        "epoch": epoch,
+        "arch": args.get("model"),
+        "args": args,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+        "metric": metric,
+        "class_to_idx": class_to_idx,
+    }
+    if ema is not None:
+        checkpoint["state_dict_ema"] = ema.module.state_dict()
+    if scaler is not None:
+        checkpoint["scaler"] = scaler.state_dict()
+    return checkpoint

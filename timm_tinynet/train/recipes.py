@@ -1,0 +1,53 @@
+"""The paper's training recipes as presets over timm train.py-style options (paper §4.1).
+
+A recipe only fills options the user left unset, so every field can be overridden by its flag.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch.nn as nn
+
+RECIPES: Dict[str, Dict[str, Any]] = {
+    # EfficientNet-B0 family (TinyNet, B^-phi) and GhostNet: "similar settings as [EfficientNet]"
+    "tinynet": dict(
+        opt="rmsproptf", momentum=0.9, opt_alpha=0.9, opt_eps=1e-3, weight_decay=1e-5,
+        lr_base=0.048, lr_base_size=1024,  # 0.048 for a global batch of 1024, scaled linearly
+        sched="step", decay_epochs=2.4, decay_rate=0.97, warmup_epochs=3, warmup_lr=1e-6, min_lr=0.0,
+        bn_momentum=0.01,  # PyTorch convention; TensorFlow's BN momentum 0.99
+        drop=0.2, drop_path=0.0, model_ema=True, model_ema_decay=0.9999, aa="rand-m9-mstd0.5",
+        epochs=450, smoothing=0.1,
+    ),
+    # ResNets: SGD, 90 epochs, x0.1 every 30
+    "resnet": dict(
+        opt="sgd", momentum=0.9, opt_alpha=None, opt_eps=None, weight_decay=1e-4,
+        lr_base=0.4, lr_base_size=1024,
+        sched="step", decay_epochs=30, decay_rate=0.1, warmup_epochs=0, warmup_lr=1e-6, min_lr=0.0,
+        bn_momentum=None, drop=0.0, drop_path=0.0, model_ema=False, model_ema_decay=0.9999, aa=None,
+        epochs=90, smoothing=0.0,
+    ),
+}
+RECIPE_FIELDS = tuple(RECIPES["tinynet"])
+
+
+def default_recipe_for(model: nn.Module) -> str:
+    """'resnet' for timm ResNets, 'tinynet' for everything else (EfficientNet family, GhostNet)."""
+    from timm.models.resnet import ResNet
+
+    return "resnet" if isinstance(model, ResNet) else "tinynet"
+
+
+def apply_recipe(options: Dict[str, Any], recipe: str) -> Dict[str, Any]:
+    """Fill the options that are None from the recipe; explicit values win."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    out = dict(options)
+    for key, value in RECIPES[recipe].items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
+def scaled_lr(lr_base: float, lr_base_size: int, global_batch: int) -> float:
+    """Linear scaling rule: ``lr_base`` is the rate for ``lr_base_size`` images per step."""
+    return lr_base * global_batch / lr_base_size
