@@ -1,0 +1,90 @@
+"""tinynet-bench: inference latency of models at their own input sizes (single thread, batch 1 by default),
+with ratios against a reference model measured in the same run (absolute times on shared machines drift)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
+from .train import non_negative_int, positive_int
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = OneLineErrorParser(prog="tinynet-bench", description=__doc__)
+    p.add_argument("--models", required=True, help="comma-separated timm model names")
+    p.add_argument("--reference", default=None, help="model the ratios are relative to (default: the first)")
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("-b", "--batch-size", type=positive_int, default=1)
+    p.add_argument("--warmup", type=non_negative_int, default=10)
+    p.add_argument("--repeats", type=positive_int, default=50)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (GPU: add --amp --channels-last for throughput)")
+    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--out", type=Path, default=None, help="write the rows to this CSV")
+    args = p.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.models:
+        p.error("argument --models: give at least one model name")
+    if args.repeats < 2:
+        p.error("argument --repeats: at least 2 for a spread")
+    args.reference = args.reference or args.models[0]
+    if args.reference not in args.models:
+        p.error(f"argument --reference: {args.reference!r} is not in --models")
+    return args
+
+
+def format_rows(rows) -> str:
+    ratio_key = next((k for k in rows[0] if k.startswith("ratio_to_")), None)
+    header = f"{'model':<20} {'px':>4} {'FLOPs':>8} {'median ms':>10} {'p10-p90 ms':>15} {'img/s':>9}"
+    header += f" {ratio_key.replace('ratio_to_', 'x '):>22}" if ratio_key else ""
+    lines = [header]
+    for row in rows:
+        line = (f"{row['model']:<20} {row['input_size']:>4} {row['flops_m']:>7.1f}M {row['median_ms']:>10.2f} "
+                f"{row['p10_ms']:>7.2f}-{row['p90_ms']:<7.2f} {row['img_per_s']:>9.1f}")
+        if ratio_key:
+            line += f" {row[ratio_key]:>22.3f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    quiet_third_party_warnings()
+    import timm
+
+    import timm_tinynet  # noqa: F401
+    from timm_tinynet.bench import bench_models
+
+    unknown = [m for m in args.models if not timm.is_model(m)]
+    if unknown:
+        print(f"tinynet-bench: error: unknown model(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("tinynet-bench: error: --device cuda but no CUDA device is available", file=sys.stderr)
+            return 2
+    try:
+        rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,
+                            args.device, args.amp, args.channels_last, args.reference)
+    except ValueError as e:
+        print(f"tinynet-bench: error: {e}", file=sys.stderr)
+        return 2
+    print_stdout(f"{args.backend} on {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
+                 f"{args.repeats} runs after {args.warmup} warm-up\n" + format_rows(rows))
+    if args.out is not None:
+        import pandas as pd
+
+        from ._common import write_atomic
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

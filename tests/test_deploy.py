@@ -1,0 +1,133 @@
+"""tinynet-export, tinynet-bench and tinynet-cam."""
+import csv
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+import timm_tinynet  # noqa: F401
+from timm_tinynet.cam import class_activation_map, crop_box
+from timm_tinynet.cli.bench import main as bench_main
+from timm_tinynet.cli.cam import main as cam_main
+from timm_tinynet.cli.export import main as export_main
+from timm_tinynet.export import ExportError, export_onnx, verify_export
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tinynet_e", "ghostnet_a"])
+def test_onnx_round_trip(tmp_path, capsys, name):
+    out = tmp_path / f"{name}.onnx"
+    assert export_main(["--model", name, "--out", str(out)]) == 0
+    assert "max abs logit error" in capsys.readouterr().out
+    model = timm.create_model(name).eval()
+    size = model.pretrained_cfg["input_size"]
+    path = export_onnx(model, size, tmp_path / "again.onnx")
+    assert verify_export(model, path, "onnx", size, batch_sizes=(1, 2, 5)) < 1e-4  # dynamic batch axis works
+
+
+def test_torchscript_round_trip(tmp_path):
+    out = tmp_path / "m.pt"
+    assert export_main(["--model", "tinynet", "--model-kwargs", "r=0.3", "d=0.3", "w=0.3", "--format", "torchscript",
+                        "--out", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_export_of_a_trained_checkpoint(tmp_path):
+    from test_train import SMALL, FAST, make_dataset
+    from timm_tinynet.cli.train import main as train_main
+
+    data = make_dataset(tmp_path / "data", n_train=16, n_val=4)
+    assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "x", *SMALL, *FAST,
+                       "--epochs", "1"]) == 0
+    out = tmp_path / "x.onnx"
+    assert export_main(["--checkpoint", str(tmp_path / "x" / "last.pth.tar"), "--out", str(out)]) == 0
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[-1] == 3  # the checkpoint's 3 classes
+
+
+def test_mismatch_fails_loudly_and_removes_the_file(tmp_path):
+    model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3).eval()
+    path = export_onnx(model, (3, 67, 67), tmp_path / "m.onnx")
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0)  # the PyTorch model no longer matches the file
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        verify_export(model, path, "onnx", (3, 67, 67))
+
+
+def test_export_bad_input(tmp_path, capsys):
+    assert export_main(["--model", "nope", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"garbage")
+    assert export_main(["--checkpoint", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_bench_csv_and_ratio(tmp_path, capsys, backend):
+    out = tmp_path / "bench.csv"
+    assert bench_main(["--models", "tinynet_e,efficientnet_bm4", "--repeats", "5", "--warmup", "1",
+                       "--backend", backend, "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["model"] for r in rows] == ["tinynet_e", "efficientnet_bm4"]
+    assert [int(r["input_size"]) for r in rows] == [106, 112]  # each at its own size
+    for r in rows:
+        assert 0 < float(r["p10_ms"]) <= float(r["median_ms"]) <= float(r["p90_ms"])
+    assert float(rows[0]["ratio_to_tinynet_e"]) == 1.0
+    ratio = float(rows[1]["ratio_to_tinynet_e"])
+    assert ratio == pytest.approx(float(rows[1]["median_ms"]) / float(rows[0]["median_ms"]), rel=1e-2)
+    assert "x tinynet_e" in capsys.readouterr().out
+
+
+def test_bench_bad_input(capsys):
+    assert bench_main(["--models", "tinynet_e,nope"]) == 2
+    assert "unknown model(s): nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_main(["--models", "tinynet_e", "--reference", "tinynet_a"])
+
+
+@pytest.mark.parametrize("name", ["tinynet_e", "ghostnet_d", "efficientnet_bm4"])
+def test_cam_has_the_input_size(tmp_path, capsys, name):
+    out = tmp_path / "cam.png"
+    assert cam_main(["--model", name, "--skimage", "chelsea", "--out", str(out)]) == 0
+    import skimage.data
+
+    photo = skimage.data.chelsea()
+    picture = Image.open(out)
+    assert picture.size == (photo.shape[1], photo.shape[0])
+    assert "CAM of" in capsys.readouterr().out
+
+
+def test_cam_locates_the_evidence():
+    """On a linear-head network the CAM must light up where the class evidence is."""
+    model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3, num_classes=2).eval()
+    image = torch.zeros(1, 3, 64, 64)
+    image[..., 40:60, 40:60] = 3.0
+    with torch.no_grad():
+        features = model.forward_features(image)
+    # make class 1 respond to the mean activation of channels that fire on the bright patch
+    patch = features[0, :, -1, -1] - features[0, :, 0, 0]
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.weight[1] = patch
+    result = class_activation_map(model, image, class_index=1)
+    cam = result.cam
+    assert cam.shape == (64, 64)
+    assert cam[40:60, 40:60].mean() > cam[0:20, 0:20].mean()
+
+
+def test_cam_bad_input(tmp_path, capsys):
+    (tmp_path / "not.png").write_text("text")
+    assert cam_main(["--model", "tinynet_e", "--image", str(tmp_path / "not.png"), "--out", str(tmp_path / "o.png")]) == 2
+    assert "is not an image" in capsys.readouterr().err
+    assert cam_main(["--model", "tinynet_e", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_crop_box_matches_timms_eval_crop():
+    left, top, right, bottom = crop_box(400, 300, 224, 0.875)
+    assert right - left == pytest.approx(224 / (256 / 300)) and (left + right) / 2 == pytest.approx(200)

@@ -1,0 +1,92 @@
+"""Exporting a model for deployment: ONNX (dynamic batch axis) or TorchScript, verified against PyTorch."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+FORMATS = ("onnx", "torchscript")
+DEFAULT_ATOL = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The export failed, or the exported model does not compute what the PyTorch model computes."""
+
+
+def _replace_into(path: Path, write) -> None:
+    """Write through a temporary file in the target folder and rename: no half-written model file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export_onnx(model: nn.Module, input_size: Sequence[int], path: Path, opset: int = 17) -> Path:
+    """ONNX with a dynamic batch axis (input ``input``, output ``logits``)."""
+    model = model.eval()
+    example = torch.randn(1, *input_size)
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), tmp, input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                              dynamo=False)
+
+    _replace_into(Path(path), write)
+    return Path(path)
+
+
+def export_torchscript(model: nn.Module, input_size: Sequence[int], path: Path) -> Path:
+    """A traced TorchScript module (batch size free)."""
+    model = model.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, torch.randn(1, *input_size))
+    _replace_into(Path(path), lambda tmp: traced.save(tmp))
+    return Path(path)
+
+
+def run_exported(path: Path, fmt: str, images: torch.Tensor, threads: int = 0) -> torch.Tensor:
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: images.numpy()})[0])
+    with torch.no_grad():
+        return torch.jit.load(str(path))(images)
+
+
+def verify_export(model: nn.Module, path: Path, fmt: str, input_size: Sequence[int], batch_sizes=(1, 3),
+                  atol: float = DEFAULT_ATOL, seed: int = 0) -> float:
+    """Max abs difference of the exported model's logits from PyTorch's on random input at several batch sizes;
+    raises ``ExportError`` when it exceeds ``atol``."""
+    generator = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    model = model.eval()
+    for batch in batch_sizes:
+        images = torch.randn(batch, *input_size, generator=generator)
+        with torch.no_grad():
+            expected = model(images)
+        got = run_exported(path, fmt, images)
+        if got.shape != expected.shape:
+            raise ExportError(f"exported model returned shape {tuple(got.shape)} for batch {batch}, "
+                              f"PyTorch {tuple(expected.shape)}")
+        worst = max(worst, float((got - expected).abs().max()))
+    if not worst <= atol:
+        raise ExportError(f"exported model differs from PyTorch by {worst:.3g} (max abs logit error > {atol:g})")
+    return worst

@@ -1,0 +1,105 @@
+"""From trained trials to a formula: NSGA-III non-dominated sorting (pymoo) on (top-1 up, FLOPs down), Spearman
+correlations of r, d, w with FLOPs on the kept set, and the tiny formula's GPs fitted to it (paper §3.2)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+from . import StudyError
+
+KEEP_FRACTION = 0.2
+
+
+@dataclass
+class Analysis:
+    models: pd.DataFrame  # every finished trial, with its front rank
+    frontier: pd.DataFrame  # the kept models, in the frontier CSV schema
+    correlations: pd.DataFrame  # dimension, spearman_rho, p_value, n
+
+
+def front_ranks(top1: np.ndarray, flops: np.ndarray) -> np.ndarray:
+    """Non-dominated front index of each model (0 = Pareto front), maximising top-1 and minimising FLOPs."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    objectives = np.column_stack([-np.asarray(top1, dtype=float), np.asarray(flops, dtype=float)])
+    ranks = np.empty(len(objectives), dtype=int)
+    for rank, members in enumerate(NonDominatedSorting().do(objectives)):
+        ranks[members] = rank
+    return ranks
+
+
+def keep_fronts(ranks: np.ndarray, fraction: float = KEEP_FRACTION, minimum: int = 3) -> np.ndarray:
+    """Whole fronts, best first, until at least ``fraction`` of the models (and ``minimum``) are kept."""
+    target = max(minimum, math.ceil(fraction * len(ranks)))
+    kept = np.zeros(len(ranks), dtype=bool)
+    for rank in range(int(ranks.max()) + 1):
+        if kept.sum() >= target:
+            break
+        kept |= ranks == rank
+    return kept
+
+
+def spearman(df: pd.DataFrame) -> pd.DataFrame:
+    from scipy.stats import spearmanr
+
+    rows = []
+    for dim in ("r", "d", "w"):
+        if df[dim].nunique() < 2 or len(df) < 3:
+            rho, p = float("nan"), float("nan")
+        else:
+            result = spearmanr(df[dim], df["flops"])
+            rho, p = float(result.statistic), float(result.pvalue)
+        rows.append({"dimension": dim, "spearman_rho": rho, "p_value": p, "n": len(df)})
+    return pd.DataFrame(rows)
+
+
+def analyze(results: pd.DataFrame, keep_fraction: float = KEEP_FRACTION) -> Analysis:
+    ok = results[(results["status"] == "ok") & results["top1"].notna()].copy()
+    sampled = ok[ok["kind"] != "giant"]  # the frontier is chosen among sampled models, as in the paper
+    if len(sampled) < 3:
+        raise StudyError(f"need at least 3 finished sampled trials to analyze, found {len(sampled)}")
+    ok["front"] = -1
+    ranks = front_ranks(sampled["top1"].to_numpy(), sampled["flops"].to_numpy())
+    ok.loc[sampled.index, "front"] = ranks
+    kept = sampled[keep_fronts(ranks, keep_fraction)]
+    ok["frontier"] = ok.index.isin(kept.index)
+    frontier = pd.DataFrame({
+        "c": kept["c"], "r": kept["r"], "d": kept["d"], "w": kept["w"], "flops": kept["flops"],
+        "top1": kept["top1"], "source": "trial " + kept["id"].astype(str), "baseline": kept["baseline"],
+    }).sort_values("c").reset_index(drop=True)
+    if frontier["c"].nunique() < 2:
+        raise StudyError("the kept models all have the same FLOPs ratio; the formula needs a spread")
+    return Analysis(ok.reset_index(drop=True), frontier, spearman(kept))
+
+
+def write_analysis(analysis: Analysis, out_dir: Path) -> Dict[str, Path]:
+    """frontier.csv (for ``tinynet-formula --frontier``), correlations.csv, models.csv and the figures."""
+    from ..formula import TinyFormula
+    from .figures import figure_accuracy_vs_dims, figure_accuracy_vs_flops, figure_dims_vs_flops
+    from .tables import write_csv_atomic
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("frontier.csv", "correlations.csv", "models.csv")}
+    for name, df in (("frontier.csv", analysis.frontier), ("correlations.csv", analysis.correlations),
+                     ("models.csv", analysis.models)):
+        write_csv_atomic(paths[name], df.to_dict("records"), list(df.columns))
+    formula = TinyFormula(analysis.frontier)
+    paths["fig1_accuracy_vs_flops.png"] = figure_accuracy_vs_flops(analysis.models, out_dir)
+    fig2 = figure_accuracy_vs_dims(analysis.models, out_dir)
+    if fig2 is not None:
+        paths["fig2_accuracy_vs_dims.png"] = fig2
+    paths["fig3_dims_vs_flops.png"] = figure_dims_vs_flops(analysis.frontier, formula, out_dir)
+    return paths
+
+
+def summary_lines(analysis: Analysis) -> List[str]:
+    n = len(analysis.models[analysis.models["kind"] != "giant"])
+    lines = [f"{len(analysis.frontier)} of {n} sampled models kept (non-dominated fronts on top-1 up, FLOPs down)"]
+    for row in analysis.correlations.itertuples():
+        lines.append(f"  Spearman rho({row.dimension}, FLOPs) = {row.spearman_rho:+.3f} (p = {row.p_value:.3g})")
+    return lines
