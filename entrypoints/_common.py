@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import math
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
-from typing import NoReturn, Union
+from typing import Callable, NoReturn, Union
 
 
 def quiet_third_party_warnings() -> None:
@@ -17,18 +18,10 @@ def quiet_third_party_warnings() -> None:
 
 
 def write_atomic(path: Union[str, Path], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so a kill never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+    from timm_tinynet.atomic import write_text
+
+    write_text(path, text)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -45,3 +38,53 @@ def print_stdout(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def fraction(what: str = "") -> Callable[[str], float]:
+    """argparse type: a number strictly between 0 and 1 (NaN rejected)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if math.isnan(value) or not 0.0 < value < 1.0:
+            raise argparse.ArgumentTypeError(f"must be in (0, 1){f' ({what})' if what else ''}, got {text}")
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
+
+
+class KeyValues(argparse.Action):
+    """``key=value`` pairs into a dict (values parsed as Python literals when they are)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        out = {}
+        for item in values:
+            if "=" not in item:
+                parser.error(f"argument {option_string}: expected key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            try:
+                out[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                out[key] = value
+        setattr(namespace, self.dest, out)

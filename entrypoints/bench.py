@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
-from .train import non_negative_int, positive_int
+from ._common import OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

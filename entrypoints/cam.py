@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, quiet_third_party_warnings
-from .train import KeyValues
+from ._common import KeyValues, OneLineErrorParser, quiet_third_party_warnings
 
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat")
 

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, quiet_third_party_warnings
-from .train import KeyValues, positive_int
+from ._common import KeyValues, OneLineErrorParser, positive_int, quiet_third_party_warnings
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -3,49 +3,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import warnings
 from typing import Any, Dict, List, Optional
 
-from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
+from ._common import OneLineErrorParser, fraction, print_stdout, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 RULES = ("tiny", "giant", "r", "d", "w")
-
-
-def ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if math.isnan(value) or not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1) (a FLOPs ratio for shrinking), got {text}")
-    return value
-
-
-def tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if math.isnan(value) or not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
-    return value
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = OneLineErrorParser(
         prog="tinynet-formula", description=__doc__,
         epilog="example: tinynet-formula --c 0.25   |   tinynet-formula --c 0.5 --baseline resnet50 --compare")
-    parser.add_argument("--c", type=ratio, required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
+    parser.add_argument("--c", type=fraction("a FLOPs ratio for shrinking"), required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
     parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", help="network to shrink")
     parser.add_argument("--rule", choices=RULES, default="tiny",
                         help="tiny: the paper's formula (default); giant: inverse EfficientNet compound scaling; "
                              "r, d, w: one dimension alone")
     parser.add_argument("--frontier", metavar="CSV",
                         help="frontier table for the formula (default: the shipped EfficientNet-B0 frontier)")
-    parser.add_argument("--tol", type=tolerance, default=0.01, help="accepted relative FLOPs error (default 0.01)")
+    parser.add_argument("--tol", type=fraction(), default=0.01, help="accepted relative FLOPs error (default 0.01)")
     parser.add_argument("--compare", action="store_true", help="tiny vs giant vs single-dimension rules side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)

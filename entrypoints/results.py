@@ -52,9 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, text in outputs.items():
         write_atomic(args.out_dir / name, text)
     if "formula" in parts:
-        tmp = args.out_dir / ".formula.png.tmp.png"
-        formula_figure(tmp)
-        tmp.replace(args.out_dir / "formula.png")
+        formula_figure(args.out_dir / "formula.png")
         outputs["formula.png"] = ""
     print("wrote " + ", ".join(str(args.out_dir / name) for name in outputs), file=sys.stderr)
     return 0

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, quiet_third_party_warnings
-from .train import positive_int
+from ._common import OneLineErrorParser, positive_int, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 # The demo: small, low-resolution models on 32px digits, trained briefly with a fast SGD override recipe.
@@ -186,7 +185,6 @@ def raise_error(message: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     quiet_third_party_warnings()
-    from timm_tinynet.formula import ExtrapolationWarning  # noqa: F401
     from timm_tinynet.frontier import FrontierError
     from timm_tinynet.study import StudyError
 

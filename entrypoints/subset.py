@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser
-from .train import positive_int
+from ._common import OneLineErrorParser, positive_int
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

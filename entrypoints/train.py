@@ -7,49 +7,12 @@ Multi-GPU / multi-node: torchrun --nproc_per_node N -m timm_tinynet.cli.train ..
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import os
 import sys
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, quiet_third_party_warnings
-
-
-class KeyValues(argparse.Action):
-    """``key=value`` pairs into a dict (values parsed as Python literals when they are)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        out = {}
-        for item in values:
-            if "=" not in item:
-                parser.error(f"argument {option_string}: expected key=value, got {item!r}")
-            key, value = item.split("=", 1)
-            try:
-                out[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                out[key] = value
-        setattr(namespace, self.dest, out)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+from ._common import KeyValues, OneLineErrorParser, non_negative_int, positive_int, quiet_third_party_warnings
 
 
 def build_parser() -> argparse.ArgumentParser:

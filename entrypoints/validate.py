@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings, write_atomic
-from .train import KeyValues, non_negative_int, positive_int
+from ._common import KeyValues, OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings, write_atomic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

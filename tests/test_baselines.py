@@ -1,6 +1,5 @@
 import pytest
 import timm
-import torch
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.efficientnet import _create_effnet
 

@@ -1,7 +1,6 @@
 """tinynet-export, tinynet-bench and tinynet-cam."""
 import csv
 
-import numpy as np
 import pytest
 import timm
 import torch

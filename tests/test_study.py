@@ -1,10 +1,8 @@
 """tinynet-study: sampling, the trial runner (local and Ray), analysis, and bad input."""
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,5 @@
 """tinynet-train / tinynet-validate on a small generated image-folder dataset (CPU)."""
 import csv
-import os
 import signal
 import subprocess
 import sys

@@ -4,6 +4,9 @@ Importing this package registers the paper's models with timm (``timm.create_mod
 """
 __version__ = "0.1.0"
 
+__all__ = ["Cube", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "UnreachableTargetError", "count_flops",
+           "count_params", "shrink"]
+
 from .cube import Cube
 from .flops import count_flops, count_params
 from .solve import Shrunk, UnreachableTargetError, shrink

@@ -1,8 +1,6 @@
 """Exporting a model for deployment: ONNX (dynamic batch axis) or TorchScript, verified against PyTorch."""
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -10,26 +8,14 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from .atomic import replace_atomically
+
 FORMATS = ("onnx", "torchscript")
 DEFAULT_ATOL = 1e-4
 
 
 class ExportError(RuntimeError):
     """The export failed, or the exported model does not compute what the PyTorch model computes."""
-
-
-def _replace_into(path: Path, write) -> None:
-    """Write through a temporary file in the target folder and rename: no half-written model file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def export_onnx(model: nn.Module, input_size: Sequence[int], path: Path, opset: int = 17) -> Path:
@@ -44,7 +30,7 @@ def export_onnx(model: nn.Module, input_size: Sequence[int], path: Path, opset: 
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
                               dynamo=False)
 
-    _replace_into(Path(path), write)
+    replace_atomically(Path(path), write)
     return Path(path)
 
 
@@ -54,7 +40,7 @@ def export_torchscript(model: nn.Module, input_size: Sequence[int], path: Path) 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, torch.randn(1, *input_size))
-    _replace_into(Path(path), lambda tmp: traced.save(tmp))
+    replace_atomically(Path(path), lambda tmp: traced.save(tmp))
     return Path(path)
 
 

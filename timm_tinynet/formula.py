@@ -16,7 +16,6 @@ Width is not modelled: the solver finds the w that makes the built network's FLO
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache

@@ -140,7 +140,9 @@ def formula_figure(path, frontier: Optional[str] = None) -> None:
         ax.legend(fontsize=8)
     fig.suptitle("Tiny formula on the shipped EfficientNet-B0 frontier (released TinyNet-A..E)"
                  if frontier is None else f"Tiny formula on {frontier}")
-    fig.savefig(path, dpi=120)
+    from .atomic import replace_atomically
+
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
 
 

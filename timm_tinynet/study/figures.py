@@ -18,10 +18,9 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
+    from ..atomic import replace_atomically
+
+    return replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def figure_accuracy_vs_flops(models: pd.DataFrame, out_dir: Path) -> Path:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
 import pandas as pd
 
+from ..atomic import write_text
 from . import StudyError
 
 PLAN_COLUMNS = ("id", "kind", "baseline", "r", "d", "w", "img_size", "flops", "params", "c")
@@ -23,18 +22,7 @@ def write_csv_atomic(path: Path, rows: Iterable[Dict], columns: Sequence[str]) -
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, buffer.getvalue())
 
 
 def _read(path: Path, what: str, columns: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:

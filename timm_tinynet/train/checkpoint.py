@@ -1,14 +1,14 @@
 """Training checkpoints: the whole training state, written atomically, loadable with ``weights_only=True``."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
+
+from ..atomic import replace_atomically
 
 PathLike = Union[str, Path]
 
@@ -43,19 +43,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_atomic(obj: Dict[str, Any], path: PathLike) -> None:
-    """torch.save through a temporary file in the same folder and a rename: a kill never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save through a temporary file and a rename: a kill never leaves half a checkpoint."""
+    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:

@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from ..atomic import write_text
 from .checkpoint import build_checkpoint, load_checkpoint, load_weights, save_atomic, set_rng_state
 from .data import class_names, eval_loader, eval_transform, load_splits, train_loader, train_transform
 from .progress import Progress
@@ -186,12 +186,6 @@ def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, epoch:
 
 
 # ---- outputs -------------------------------------------------------------------------------------------------
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def summary_text(rows: List[Dict[str, Any]]) -> str:
     buffer = io.StringIO()
@@ -363,7 +357,7 @@ def run(args) -> Dict[str, Any]:
             if metric > best:
                 best = metric
                 save_atomic(state, out_dir / "model_best.pth.tar")
-            write_text_atomic(out_dir / "summary.csv", summary_text(rows))
+            write_text(out_dir / "summary.csv", summary_text(rows))
         if args.world_size > 1:
             dist.barrier()
     if args.world_size > 1:
@@ -404,4 +398,4 @@ def _output_dir(args, checkpoint) -> Path:
 def _write_args(out_dir: Path, args) -> None:
     import yaml
 
-    write_text_atomic(out_dir / "args.yaml", yaml.safe_dump(plain_args(args), sort_keys=True))
+    write_text(out_dir / "args.yaml", yaml.safe_dump(plain_args(args), sort_keys=True))

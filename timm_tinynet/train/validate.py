@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, load_weights, model_state
+from .checkpoint import load_checkpoint, load_weights, model_state
 from .data import DataError, EVAL_SPLITS, class_names, eval_loader, eval_transform, image_folder
 
 
