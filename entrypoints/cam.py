@@ -58,9 +58,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f"unknown model {args.model!r}")
         image = load_image(args)
         kwargs = dict(args.model_kwargs)
-        state = None
+        state, names = None, None
         if args.checkpoint is not None:
             checkpoint = load_checkpoint(args.checkpoint)
+            if checkpoint.get("class_to_idx"):
+                mapping = checkpoint["class_to_idx"]
+                names = sorted(mapping, key=mapping.get)
             state = model_state(checkpoint)
             kwargs = kwargs or (checkpoint.get("args") or {}).get("model_kwargs") or {}
             head = [v for k, v in state.items() if k.endswith(("classifier.weight", "fc.weight"))]
@@ -69,8 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs).eval()
         if state is not None:
             load_weights(model, state, str(args.checkpoint))
-        names = None
-        if model.num_classes == 1000:
+        if names is None and model.num_classes == 1000:
             from timm.data import ImageNetInfo
 
             info = ImageNetInfo()

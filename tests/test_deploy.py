@@ -101,6 +101,19 @@ def test_cam_has_the_input_size(tmp_path, capsys, name):
     assert "CAM of" in capsys.readouterr().out
 
 
+def test_cam_of_a_checkpoint_names_its_classes(tmp_path, capsys):
+    model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3, num_classes=3)
+    path = tmp_path / "ckpt.pth.tar"
+    torch.save({"state_dict": model.state_dict(), "class_to_idx": {"zebra": 2, "ant": 0, "moth": 1},
+                "args": {"model_kwargs": {"r": 0.3, "d": 0.3, "w": 0.3}}}, path)
+    out = tmp_path / "cam.png"
+    assert cam_main(["--model", "tinynet", "--checkpoint", str(path), "--skimage", "coffee", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    top5 = printed.split("top-5: ")[1]
+    assert sorted(name.split()[0] for name in top5.split(", ")) == ["ant", "moth", "zebra"]
+    assert "class 0" not in printed
+
+
 def test_cam_locates_the_evidence():
     """On a linear-head network the CAM must light up where the class evidence is."""
     model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3, num_classes=2).eval()
