@@ -40,7 +40,9 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_size: Optional[Sequence[int]] = None) -> int:
     """Multiply-adds of conv + linear layers for one image (fvcore), at ``input_size`` or the model's own size."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore.nn scripts a loss with the deprecated torch.jit
+        from fvcore.nn import FlopCountAnalysis
 
     size = _input_size(model, input_size)
     was_training = model.training
