@@ -8,7 +8,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, NoReturn, Union
+from typing import Callable, NoReturn, Optional, Union
 
 
 def quiet_third_party_warnings() -> None:
@@ -59,19 +59,36 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
-def fraction(what: str = "") -> Callable[[str], float]:
-    """argparse type: a number strictly between 0 and 1 (NaN rejected)."""
+def number(lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False, hi_open: bool = False,
+           what: str = "") -> Callable[[str], float]:
+    """argparse type: a finite number in the interval from ``lo`` to ``hi`` (open or closed ends; None: unbounded)."""
+    left = "" if lo is None else f"{'(' if lo_open else '['}{lo:g}"
+    right = "" if hi is None else f"{hi:g}{')' if hi_open else ']'}"
+    if lo is not None and hi is not None:
+        interval = f"in {left}, {right}"
+    elif lo is not None:
+        interval = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        interval = f"{'<' if hi_open else '<='} {hi:g}"
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if math.isnan(value) or not 0.0 < value < 1.0:
-            raise argparse.ArgumentTypeError(f"must be in (0, 1){f' ({what})' if what else ''}, got {text}")
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and (value >= hi if hi_open else value > hi)
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be {interval}{f' ({what})' if what else ''}, got {text}")
         return value
 
-    parse.__name__ = "fraction"
+    parse.__name__ = "number"
     return parse
+
+
+def fraction(what: str = "") -> Callable[[str], float]:
+    """argparse type: a number strictly between 0 and 1 (NaN rejected)."""
+    return number(0.0, 1.0, lo_open=True, hi_open=True, what=what)
 
 
 class KeyValues(argparse.Action):

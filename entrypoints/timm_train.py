@@ -17,9 +17,13 @@ from typing import List, Optional
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        return 0 if argv else 2
+        return 0
+    if not argv:
+        print("usage: tinynet-timm-train SCRIPT [ARGS ...]\ntinynet-timm-train: error: give the script to run (e.g. "
+              "pytorch-image-models/train.py) and its arguments", file=sys.stderr)
+        return 2
     script = Path(argv[0])
     if not script.is_file():
         print(f"tinynet-timm-train: error: script {script} does not exist", file=sys.stderr)

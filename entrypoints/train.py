@@ -12,7 +12,12 @@ import os
 import sys
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, non_negative_int, positive_int, quiet_third_party_warnings
+from ._common import KeyValues, OneLineErrorParser, int_at_least, non_negative_int, number, positive_int, quiet_third_party_warnings
+
+PROBABILITY = number(0.0, 1.0)
+RATE = number(0.0, 1.0, hi_open=True)  # dropout, stochastic depth, label smoothing
+NON_NEGATIVE = number(0.0)
+POSITIVE = number(0.0, lo_open=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,11 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default=None, help="timm model name, e.g. tinynet_a, tinynet, ghostnet_b")
     g.add_argument("--model-kwargs", nargs="*", default={}, action=KeyValues, help="extra create_model kwargs: r=0.8 d=0.9 w=0.5 or c=0.25")
     g.add_argument("--pretrained", action="store_true", help="start from the model's published weights")
+    g.add_argument("--initial-checkpoint", default=None,
+                   help="start a new run from these weights (a tinynet-train checkpoint or a state dict)")
     g.add_argument("--num-classes", type=positive_int, default=None, help="default: number of class folders")
-    g.add_argument("--img-size", type=positive_int, default=None, help="input size (default: the model's own, int(224*r))")
-    g.add_argument("--drop", type=float, default=None, help="dropout before the classifier")
-    g.add_argument("--drop-path", type=float, default=None, help="stochastic depth rate")
-    g.add_argument("--bn-momentum", type=float, default=None, help="BatchNorm momentum (PyTorch sense: 1 - TF's)")
+    g.add_argument("--img-size", type=int_at_least(32), default=None, help="input size (default: the model's own, int(224*r))")
+    g.add_argument("--drop", type=RATE, default=None, help="dropout before the classifier")
+    g.add_argument("--drop-path", type=RATE, default=None, help="stochastic depth rate")
+    g.add_argument("--bn-momentum", type=number(0.0, 1.0, lo_open=True), default=None,
+                   help="BatchNorm momentum in the PyTorch sense, 1 - TF's (the recipe's 0.01 is TF's 0.99)")
     g.add_argument("--channels-last", action="store_true")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA)")
     g = p.add_argument_group("recipe and optimisation")
@@ -41,32 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-vb", "--validation-batch-size", type=positive_int, default=None)
     g.add_argument("--epochs", type=positive_int, default=None)
     g.add_argument("--opt", default=None, help="timm optimizer name (rmsproptf, sgd, adamw, ...)")
-    g.add_argument("--opt-eps", type=float, default=None)
-    g.add_argument("--opt-alpha", type=float, default=None, help="RMSProp decay")
+    g.add_argument("--opt-eps", type=POSITIVE, default=None)
+    g.add_argument("--opt-alpha", type=number(0.0, 1.0, hi_open=True), default=None, help="RMSProp decay")
     g.add_argument("--opt-kwargs", nargs="*", default={}, action=KeyValues)
-    g.add_argument("--momentum", type=float, default=None)
-    g.add_argument("--weight-decay", type=float, default=None)
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: --lr-base scaled to the global batch)")
-    g.add_argument("--lr-base", type=float, default=None, help="learning rate for --lr-base-size images per step")
+    g.add_argument("--momentum", type=number(0.0, 1.0, hi_open=True), default=None)
+    g.add_argument("--weight-decay", type=NON_NEGATIVE, default=None)
+    g.add_argument("--lr", type=POSITIVE, default=None, help="learning rate (default: --lr-base scaled to the global batch)")
+    g.add_argument("--lr-base", type=POSITIVE, default=None, help="learning rate for --lr-base-size images per step")
     g.add_argument("--lr-base-size", type=positive_int, default=None)
     g.add_argument("--sched", default=None, help="timm scheduler (step, cosine, ...)")
-    g.add_argument("--decay-epochs", type=float, default=None)
-    g.add_argument("--decay-rate", "--dr", type=float, default=None)
-    g.add_argument("--warmup-epochs", type=float, default=None)
-    g.add_argument("--warmup-lr", type=float, default=None)
-    g.add_argument("--min-lr", type=float, default=None)
-    g.add_argument("--smoothing", type=float, default=None, help="label smoothing")
+    g.add_argument("--decay-epochs", type=POSITIVE, default=None)
+    g.add_argument("--decay-rate", "--dr", type=POSITIVE, default=None)
+    g.add_argument("--warmup-epochs", type=NON_NEGATIVE, default=None)
+    g.add_argument("--warmup-lr", type=NON_NEGATIVE, default=None)
+    g.add_argument("--min-lr", type=NON_NEGATIVE, default=None)
+    g.add_argument("--clip-grad", type=POSITIVE, default=None, help="clip gradients to this norm (default: off)")
+    g.add_argument("--smoothing", type=RATE, default=None, help="label smoothing")
     g.add_argument("--model-ema", action="store_true", default=None, help="keep an EMA of the weights")
     g.add_argument("--no-model-ema", dest="model_ema", action="store_false")
-    g.add_argument("--model-ema-decay", type=float, default=None)
+    g.add_argument("--model-ema-decay", type=number(0.0, 1.0, hi_open=True), default=None)
     g.add_argument("--model-ema-warmup", action="store_true", help="ramp the EMA decay up (short runs)")
     g = p.add_argument_group("augmentation")
     g.add_argument("--aa", default=None, help="timm auto-augment policy, e.g. rand-m9-mstd0.5 ('none' to disable)")
-    g.add_argument("--scale", type=float, nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
+    g.add_argument("--scale", type=number(0.0, 1.0, lo_open=True), nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
                    help="random-resized-crop area range (default 0.08 1.0)")
-    g.add_argument("--hflip", type=float, default=0.5)
-    g.add_argument("--color-jitter", type=float, default=0.4)
-    g.add_argument("--reprob", type=float, default=0.0, help="random erasing probability")
+    g.add_argument("--hflip", type=PROBABILITY, default=0.5, help="horizontal flip probability")
+    g.add_argument("--color-jitter", type=NON_NEGATIVE, default=0.4)
+    g.add_argument("--reprob", type=PROBABILITY, default=0.0, help="random erasing probability")
     g = p.add_argument_group("run")
     g.add_argument("--output", default="output/train", help="parent folder of the run folder")
     g.add_argument("--experiment", default=None, help="run folder name (default: time-model-size)")
@@ -79,11 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def explicit_options(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> List[str]:
+    """The options given on the command line (not left at their defaults): a resumed run keeps the rest."""
+    defaults = [(action, action.default) for action in parser._actions]
+    for action, _ in defaults:
+        action.default = argparse.SUPPRESS
+    try:
+        return sorted(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in defaults:
+            action.default = default
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.model and not args.resume:
         parser.error("--model is required (or --resume a checkpoint)")
+    if args.scale[0] > args.scale[1]:
+        parser.error(f"argument --scale: MIN must not exceed MAX, got {args.scale[0]:g} {args.scale[1]:g}")
+    if args.resume and args.initial_checkpoint:
+        parser.error("--resume continues a run; --initial-checkpoint starts a new one from weights: give one")
+    args.explicit = explicit_options(parser, argv)
     return args
 
 

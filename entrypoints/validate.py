@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -51,7 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.results_file.suffix == ".json":
             text = json.dumps(result, indent=2) + "\n"
         else:
-            text = ",".join(result) + "\n" + ",".join(str(v) for v in result.values()) + "\n"
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(result))
+            writer.writeheader()
+            writer.writerow(result)
+            text = buffer.getvalue()
         args.results_file.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(args.results_file, text)
     return 0

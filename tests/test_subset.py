@@ -43,7 +43,7 @@ def test_filelist_mode(imagenet, tmp_path):
     assert main(["--imagenet", str(imagenet), "--out", str(out), "--classes", "3", "--train-per-class", "2",
                  "--mode", "filelist"]) == 0
     lines = (out / "train.txt").read_text().splitlines()
-    assert len(lines) == 6 and all(line.startswith("train/n") for line in lines)
+    assert len(lines) == 6 and all(line.startswith(str(imagenet.resolve() / "train" / "n")) for line in lines)
     assert {line.split()[-1] for line in lines} == {"0", "1", "2"}
     assert len((out / "val.txt").read_text().splitlines()) == 9
     assert not (out / "train").exists()  # nothing copied or linked
@@ -76,3 +76,27 @@ def test_flat_validation_folder_is_explained(tmp_path):
     (root / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"")
     with pytest.raises(SubsetError, match="class folders first"):
         plan_subset(root, 1, 1)
+
+
+@pytest.mark.slow
+def test_train_and_validate_read_the_file_lists(tmp_path, capsys):
+    from test_train import make_dataset
+
+    from timm_tinynet.cli.train import main as train_main
+    from timm_tinynet.cli.validate import main as validate_main
+
+    source = make_dataset(tmp_path / "imagenet", n_train=12, n_val=4)
+    out = tmp_path / "lists"
+    assert main(["--imagenet", str(source), "--out", str(out), "--classes", "3", "--train-per-class", "8",
+                 "--val-split", "validation", "--mode", "filelist"]) == 0
+    assert train_main(["--data-dir", str(out), "--model", "tinynet", "--model-kwargs", "r=0.3", "d=0.3", "w=0.3",
+                       "-b", "8", "-j", "0", "--epochs", "1", "--opt", "sgd", "--lr", "0.01", "--warmup-epochs",
+                       "0", "--output", str(tmp_path), "--experiment", "run"]) == 0
+    import torch
+
+    checkpoint = torch.load(tmp_path / "run" / "last.pth.tar", map_location="cpu", weights_only=True)
+    assert list(checkpoint["class_to_idx"]) == (out / "classes.txt").read_text().split()
+    capsys.readouterr()
+    assert validate_main(["--data-dir", str(out), "--checkpoint", str(tmp_path / "run" / "last.pth.tar"),
+                          "-j", "0"]) == 0
+    assert "on 12 images of " + str(out / "val.txt") in capsys.readouterr().out

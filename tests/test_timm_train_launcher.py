@@ -28,3 +28,12 @@ def test_launcher_reports_a_missing_script(tmp_path):
     result = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.timm_train", str(tmp_path / "train.py")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_launcher_without_a_script_says_what_it_needs(capsys):
+    from timm_tinynet.cli.timm_train import main
+
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines()[-1].startswith("tinynet-timm-train: error: give the script to run")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -88,13 +89,20 @@ class _SkipMetaInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@contextmanager
+def on_meta_device() -> Iterator[None]:
+    """Modules built inside have shapes but no storage (and skip their weight initialisation): cheap to build."""
+    with torch.device("meta"), _SkipMetaInit():
+        yield
+
+
 class MetaCounter:
     """A model built on the meta device with conv/linear hooks; ``count(input_size)`` runs one shape-only
     forward and returns fvcore's conv + linear multiply-adds. Re-usable across input sizes."""
 
     def __init__(self, build: Callable[[], nn.Module]) -> None:
         self._total = 0
-        with torch.device("meta"), _SkipMetaInit():
+        with on_meta_device():
             self.model = build().eval()
         for module in self.model.modules():
             if isinstance(module, _BatchNorm):

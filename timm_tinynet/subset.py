@@ -74,7 +74,7 @@ def write_subset(plan: SubsetPlan, root: Path, out: Path, mode: str = "symlink",
                 source = root / src_split / name / image
                 counts[out_split] += 1
                 if mode == "filelist":
-                    lists[out_split].append(f"{source.relative_to(root)} {label}")
+                    lists[out_split].append(f"{source} {label}")
                     continue
                 target = out / out_split / name / image
                 target.parent.mkdir(parents=True, exist_ok=True)

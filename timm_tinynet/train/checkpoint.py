@@ -1,7 +1,9 @@
 """Training checkpoints: the whole training state, written atomically, loadable with ``weights_only=True``."""
 from __future__ import annotations
 
+import argparse
 import random
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -47,17 +49,28 @@ def save_atomic(obj: Dict[str, Any], path: PathLike) -> None:
     replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; a clear ``CheckpointError`` when it is missing or corrupt."""
+    """Read a checkpoint with ``weights_only=True``; a clear ``CheckpointError`` when it is missing or corrupt.
+
+    Checkpoints of timm's own train.py store their options as an ``argparse.Namespace``; that one class is
+    allowed and turned into a dict, so they load too.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        first = _ANSI.sub("", str(e)).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {first})") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"checkpoint {path} is not a dictionary of states")
+    if isinstance(checkpoint.get("args"), argparse.Namespace):
+        checkpoint["args"] = vars(checkpoint["args"])
     return checkpoint
 
 
@@ -72,16 +85,33 @@ def model_state(checkpoint: Dict[str, Any], prefer_ema: bool = True) -> Dict[str
     raise CheckpointError("checkpoint has no model weights ('state_dict')")
 
 
+def weights_mismatch(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading into ``model``, in a few words ('' when it fits)."""
+    own = model.state_dict()
+    problems = []
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if shapes:
+        k = shapes[0]
+        problems.append(f"{len(shapes)} tensor(s) differ in shape, e.g. {k}: {tuple(state[k].shape)} in the "
+                        f"checkpoint, {tuple(own[k].shape)} in the model")
+    for words, keys in (("missing from the checkpoint", [k for k in own if k not in state]),
+                        ("not in the model", [k for k in state if k not in own])):
+        if keys:
+            problems.append(f"{len(keys)} key(s) {words}, e.g. {keys[0]}")
+    return "; ".join(problems)
+
+
 def load_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise CheckpointError(f"{source} does not fit the model: {first}") from None
+    problem = weights_mismatch(model, state)
+    if problem:
+        raise CheckpointError(f"{source} does not fit the model ({problem}); is --model / --model-kwargs the "
+                              f"network it was trained as?")
+    model.load_state_dict(state, strict=True)
 
 
 def build_checkpoint(model, optimizer, scheduler, epoch: int, args: Dict[str, Any], ema=None, scaler=None,
-                     metric: Optional[float] = None, class_to_idx: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+                     metric: Optional[float] = None, class_to_idx: Optional[Dict[str, int]] = None,
+                     updates_per_epoch: Optional[int] = None) -> Dict[str, Any]:
     checkpoint = {
         "epoch": epoch,
         "arch": args.get("model"),
@@ -92,6 +122,7 @@ def build_checkpoint(model, optimizer, scheduler, epoch: int, args: Dict[str, An
         "rng": rng_state(),
         "metric": metric,
         "class_to_idx": class_to_idx,
+        "updates_per_epoch": updates_per_epoch,
     }
     if ema is not None:
         checkpoint["state_dict_ema"] = ema.module.state_dict()

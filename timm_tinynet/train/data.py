@@ -16,36 +16,86 @@ class DataError(ValueError):
 
 
 def find_split(root: Path, split: Optional[str], synonyms: Sequence[str]) -> Path:
-    """The split's folder under ``root``: ``split`` itself, or the first existing synonym."""
+    """The split under ``root``: a class-folder tree ``root/<split>/`` or a file list ``root/<split>.txt``
+    (``tinynet-subset --mode filelist``), by ``split`` itself or the first existing synonym."""
     if not root.is_dir():
         raise DataError(f"data dir {root} does not exist or is not a directory")
     names = [split] if split else list(synonyms)
     for name in names:
         if (root / name).is_dir():
             return root / name
-    raise DataError(f"no {'/'.join(names)} folder under {root} (expected {root}/<split>/<class>/<image>)")
+        if (root / f"{name}.txt").is_file():
+            return root / f"{name}.txt"
+    raise DataError(f"no {'/'.join(names)} folder (or file list {names[0]}.txt) under {root} (expected "
+                    f"{root}/<split>/<class>/<image>)")
+
+
+class FileListReader:
+    """A timm dataset reader over a file list: one ``<image path> <label>`` line per image (paths absolute, or
+    relative to the list's folder); class names from ``classes.txt`` beside it, one per line in label order."""
+
+    def __init__(self, list_path: Path) -> None:
+        self.samples = []
+        for number, line in enumerate(list_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            path, _, label = line.rpartition(" ")
+            if not path or not label.lstrip("-").isdigit():
+                raise DataError(f"{list_path}, line {number}: expected '<image path> <label>', got {line!r}")
+            self.samples.append((list_path.parent / path, int(label)))
+        classes_file = list_path.parent / "classes.txt"
+        labels = sorted({label for _, label in self.samples})
+        names = classes_file.read_text().split() if classes_file.is_file() else [str(label) for label in labels]
+        if labels and (labels[0] < 0 or labels[-1] >= len(names)):
+            raise DataError(f"{list_path}: labels run from {labels[0]} to {labels[-1]}, but {classes_file} names "
+                            f"{len(names)} classes")
+        self.class_to_idx = {name: index for index, name in enumerate(names)}
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        return open(path, "rb"), label
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def filename(self, index: int, basename: bool = False, absolute: bool = False) -> str:
+        path = self.samples[index][0]
+        return path.name if basename else str(path.resolve() if absolute else path)
+
+    def filenames(self, basename: bool = False, absolute: bool = False):
+        return [self.filename(i, basename, absolute) for i in range(len(self))]
 
 
 def image_folder(path: Path, min_classes: int = 2, class_map: Optional[Dict[str, int]] = None):
-    """timm's folder dataset (``ImageDataset``) with at least ``min_classes`` classes and one image."""
+    """timm's ``ImageDataset`` over a class-folder tree (or a file list), with at least ``min_classes`` classes."""
     from timm.data import ImageDataset
 
     try:
-        dataset = ImageDataset(str(path), class_map=class_map)
+        if path.suffix == ".txt":
+            dataset = ImageDataset(str(path.parent), reader=FileListReader(path))
+        else:
+            dataset = ImageDataset(str(path), class_map=class_map)
+    except DataError:
+        raise
     except Exception as e:  # timm raises a bare RuntimeError for an empty folder
         raise DataError(f"{path}: {e}") from None
-    classes = dataset.reader.class_to_idx
+    classes = {label for _, label in dataset.reader.samples} if path.suffix == ".txt" else dataset.reader.class_to_idx
     if len(dataset) == 0:
         raise DataError(f"{path} contains no images")
     if len(classes) < min_classes:
-        raise DataError(f"{path} has {len(classes)} class folder(s); classification needs at least {min_classes}")
+        raise DataError(f"{path} has {len(classes)} class(es); classification needs at least {min_classes}")
     return dataset
 
 
 def load_splits(data_dir: Path, train_split: Optional[str], val_split: Optional[str]):
     """(train, eval) datasets; the evaluation labels use the training set's class ids."""
-    train_set = image_folder(find_split(data_dir, train_split, TRAIN_SPLITS))
+    train_dir = find_split(data_dir, train_split, TRAIN_SPLITS)
+    train_set = image_folder(train_dir)
     eval_dir = find_split(data_dir, val_split, EVAL_SPLITS)
+    if (train_dir.suffix == ".txt") != (eval_dir.suffix == ".txt"):
+        raise DataError(f"{train_dir} and {eval_dir}: give both splits as folders or both as file lists")
+    if eval_dir.suffix == ".txt":
+        return train_set, image_folder(eval_dir, min_classes=1)  # both lists share classes.txt
     unknown = sorted({p.name for p in eval_dir.iterdir() if p.is_dir()} - set(class_names(train_set)))
     if unknown:
         raise DataError(f"{eval_dir} has classes the training set lacks: {', '.join(unknown[:5])}")
@@ -93,8 +143,10 @@ def train_loader(dataset, batch_size: int, workers: int, rank: int, world_size: 
     if len(sampler) < batch_size:
         raise DataError(f"{len(dataset)} training images give {len(sampler)} per process, fewer than one batch of "
                         f"{batch_size}; lower -b/--batch-size")
+    # Workers are started afresh each epoch (not persistent): their seeds then come from the epoch's seed, so a
+    # resumed run draws the same augmentations as an uninterrupted one.
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-                      pin_memory=pin_memory, worker_init_fn=_worker_init, persistent_workers=workers > 0)
+                      pin_memory=pin_memory, worker_init_fn=_worker_init)
 
 
 def eval_loader(dataset, batch_size: int, workers: int, rank: int, world_size: int,

@@ -13,7 +13,7 @@ import random
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..atomic import write_text
-from .checkpoint import build_checkpoint, load_checkpoint, load_weights, save_atomic, set_rng_state
+from .checkpoint import build_checkpoint, load_checkpoint, load_weights, model_state, save_atomic, set_rng_state
 from .data import class_names, eval_loader, eval_transform, load_splits, train_loader, train_transform
 from .progress import Progress
 from .recipes import apply_recipe, default_recipe_for, scaled_lr
@@ -44,7 +44,12 @@ def init_distributed(device_arg: Optional[str]) -> Dict[str, Any]:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device_arg:
-        device = torch.device(device_arg)
+        try:
+            device = torch.device(device_arg)
+        except RuntimeError:
+            raise TrainingError(f"--device {device_arg!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise TrainingError(f"--device {device_arg} asks for CUDA, but torch sees no GPU")
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -82,18 +87,27 @@ def set_bn_momentum(model: nn.Module, momentum: Optional[float]) -> None:
             module.momentum = momentum
 
 
-def create_model(args, num_classes: int) -> nn.Module:
+def create_model(args, num_classes: int, meta: bool = False) -> nn.Module:
+    """The run's model with its dropout, stochastic depth and BN momentum. ``meta=True`` builds a shape-only
+    copy (no weights, no download) to look at the architecture."""
     import timm
 
     import timm_tinynet  # noqa: F401  (registers the plugin's models)
+    from ..flops import on_meta_device
 
     if not timm.is_model(args.model):
         raise TrainingError(f"unknown model {args.model!r} (see timm.list_models() and the timm_tinynet README)")
+    kwargs = dict(args.model_kwargs, num_classes=num_classes)
+    if args.drop is not None:
+        kwargs["drop_rate"] = args.drop
+    if args.drop_path:
+        kwargs["drop_path_rate"] = args.drop_path
     try:
-        model = timm.create_model(args.model, pretrained=args.pretrained, num_classes=num_classes,
-                                  drop_rate=args.drop, drop_path_rate=args.drop_path or None, **args.model_kwargs)
-    except (ValueError, RuntimeError) as e:
-        raise TrainingError(f"cannot create {args.model!r}: {e}") from None
+        with on_meta_device() if meta else nullcontext():
+            model = timm.create_model(args.model, pretrained=args.pretrained and not meta, **kwargs)
+    except (ValueError, RuntimeError, TypeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainingError(f"cannot create {args.model!r} with {kwargs}: {first}") from None
     set_bn_momentum(model, args.bn_momentum)
     return model
 
@@ -143,6 +157,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, world_size: int = 1
 
 def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, epoch: int, args, ema=None,
                     scaler=None, progress: Optional[Progress] = None) -> Dict[str, float]:
+    from timm.utils import dispatch_clip_grad
+
     model.train()
     updates_per_epoch = len(loader)
     num_updates = epoch * updates_per_epoch
@@ -157,12 +173,18 @@ def train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, epoch:
         with autocast_context(_amp(args), device):
             loss = loss_fn(model(images), target)
         optimizer.zero_grad(set_to_none=True)
+        clip = getattr(args, "clip_grad", None)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if clip:
+                scaler.unscale_(optimizer)
+                dispatch_clip_grad(model.parameters(), clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if clip:
+                dispatch_clip_grad(model.parameters(), clip)
             optimizer.step()
         num_updates += 1
         if ema is not None:
@@ -206,7 +228,7 @@ def plain_args(args) -> Dict[str, Any]:
     """The run's options as YAML/pickle-safe primitives."""
     out = {}
     for key, value in sorted(vars(args).items()):
-        if key in ("rank", "world_size", "local_rank", "device"):
+        if key in ("rank", "world_size", "local_rank", "explicit"):
             continue
         if isinstance(value, Path):
             value = str(value)
@@ -218,12 +240,13 @@ def plain_args(args) -> Dict[str, Any]:
 
 # ---- the run -------------------------------------------------------------------------------------------------
 
-def resolve_options(args, model: nn.Module) -> None:
-    """Recipe defaults for unset options, then the learning rate from the global batch size."""
-    recipe = args.recipe or default_recipe_for(model)
+def resolve_options(args, recipe: str, keep: Sequence[str] = ()) -> None:
+    """Recipe defaults for unset options (except ``keep``: a resumed run's recorded ones, None included), then
+    the learning rate from the global batch size."""
     options = apply_recipe({k: getattr(args, k, None) for k in vars(args)}, recipe)
     for key, value in options.items():
-        setattr(args, key, value)
+        if key not in keep:
+            setattr(args, key, value)
     args.recipe = recipe
     if args.aa in ("none", ""):
         args.aa = None
@@ -250,11 +273,66 @@ def _optimizer(args, model: nn.Module):
 def _scheduler(args, optimizer, updates_per_epoch: int):
     from timm.scheduler import create_scheduler_v2
 
-    scheduler, _ = create_scheduler_v2(
-        optimizer, sched=args.sched, num_epochs=args.epochs, decay_epochs=args.decay_epochs,
-        decay_rate=args.decay_rate, min_lr=args.min_lr, warmup_lr=args.warmup_lr, warmup_epochs=args.warmup_epochs,
-        step_on_epochs=False, updates_per_epoch=updates_per_epoch)
+    try:
+        scheduler, _ = create_scheduler_v2(
+            optimizer, sched=args.sched, num_epochs=args.epochs, decay_epochs=args.decay_epochs,
+            decay_rate=args.decay_rate, min_lr=args.min_lr, warmup_lr=args.warmup_lr,
+            warmup_epochs=args.warmup_epochs, step_on_epochs=False, updates_per_epoch=updates_per_epoch)
+    except (ValueError, TypeError, AssertionError) as e:
+        raise TrainingError(f"cannot create scheduler {args.sched!r}: {e}") from None
+    if scheduler is None:
+        raise TrainingError(f"unknown scheduler {args.sched!r} (step, cosine, tanh, multistep, poly, ...)")
     return scheduler
+
+
+# Options a resumed run must keep: changing them would make the restored state meaningless or fail later.
+RESUME_FIXED = ("model", "model_kwargs", "num_classes", "opt", "sched", "recipe")
+# Options never taken from the checkpoint: where and how this process runs, not what is trained.
+RESUME_LOCAL = ("resume", "initial_checkpoint", "pretrained", "data_dir", "train_split", "val_split", "output",
+                "experiment", "device", "workers", "log_interval", "explicit")
+
+
+def explicit_options(args) -> set:
+    """Options the user set; without the CLI's record, every option that is not None counts as set."""
+    recorded = getattr(args, "explicit", None)
+    if recorded is not None:
+        return set(recorded)
+    return {key for key, value in vars(args).items() if value is not None}
+
+
+def inherit_resumed_options(args, checkpoint: Dict[str, Any], source: str) -> List[str]:
+    """A resumed run continues with its recorded options; flags given now override all but RESUME_FIXED.
+    Returns the options taken from the checkpoint."""
+    saved = checkpoint.get("args") or {}
+    explicit = explicit_options(args)
+    for key in RESUME_FIXED:
+        if key in explicit and key in saved and saved[key] is not None and saved[key] != getattr(args, key, None):
+            raise TrainingError(
+                f"{source} was trained with --{key.replace('_', '-')} {saved[key]}, not {getattr(args, key)}; a "
+                f"resumed run keeps it (start a new run with --initial-checkpoint {source} to change it)")
+    inherited = [key for key in saved if key not in explicit and key not in RESUME_LOCAL and hasattr(args, key)]
+    for key in inherited:
+        setattr(args, key, saved[key])
+    if not args.model:
+        raise TrainingError(f"{source} does not name its model; give --model")
+    return inherited
+
+
+def check_run_folder(out_dir: Path, resuming_here: bool) -> None:
+    """Never train over another run's results: a folder with a checkpoint or summary is resumed, not reused."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"run folder {out_dir} is a file")
+    if resuming_here:
+        return
+    taken = [name for name in ("last.pth.tar", "summary.csv") if (out_dir / name).exists()]
+    if taken:
+        raise TrainingError(f"{out_dir} already holds a run ({', '.join(taken)}); resume it with --resume "
+                            f"{out_dir / 'last.pth.tar'} or choose another --experiment")
+
+
+def _top1(row: Dict[str, Any], ema: bool) -> float:
+    value = row.get("ema_eval_top1") if ema else None
+    return float(value if value not in (None, "") else row["eval_top1"])
 
 
 def run(args) -> Dict[str, Any]:
@@ -262,6 +340,8 @@ def run(args) -> Dict[str, Any]:
     from timm.data import resolve_data_config
     from timm.loss import LabelSmoothingCrossEntropy
     from timm.utils import ModelEmaV3
+
+    from .checkpoint import CheckpointError
 
     env = init_distributed(args.device)
     args.rank, args.world_size, args.local_rank = env["rank"], env["world_size"], env["local_rank"]
@@ -271,17 +351,32 @@ def run(args) -> Dict[str, Any]:
         raise TrainingError("--amp with float16 needs CUDA; use --amp-dtype bfloat16 on CPU")
     if args.sync_bn and device.type != "cuda":
         raise TrainingError("--sync-bn needs CUDA (SyncBatchNorm has no CPU implementation)")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise TrainingError(f"--output {args.output} is a file, not a folder")
 
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    if checkpoint is not None and not args.model:
-        args.model = checkpoint.get("arch")
+    inherited: List[str] = []
+    if checkpoint is not None:
+        missing = [k for k in ("state_dict", "optimizer", "epoch") if k not in checkpoint]
+        if missing:
+            raise CheckpointError(f"{args.resume} is not a training checkpoint (it lacks {', '.join(missing)}); "
+                                  f"use --initial-checkpoint to start a new run from its weights")
+        inherited = inherit_resumed_options(args, checkpoint, args.resume)
 
     train_set, eval_set = load_splits(Path(args.data_dir), args.train_split, args.val_split)
-    num_classes = args.num_classes or len(class_names(train_set))
+    data_classes = len(class_names(train_set))
+    num_classes = args.num_classes or data_classes
+    if num_classes < data_classes:
+        raise TrainingError(f"--num-classes {num_classes} is fewer than the {data_classes} class folders of the data")
 
+    resolve_options(args, args.recipe or default_recipe_for(create_model(args, num_classes, meta=True)), inherited)
+    if args.bn_momentum is not None and args.bn_momentum > 0.5:
+        _logger.warning(f"--bn-momentum {args.bn_momentum} is in PyTorch's sense (the weight of the new batch); "
+                        f"TensorFlow's {args.bn_momentum} is {1 - args.bn_momentum:.3g} here")
     seed_epoch(args.seed, -1, 0)  # the same initial weights on every process and every run
     model = create_model(args, num_classes)
-    resolve_options(args, model)
+    if args.initial_checkpoint:
+        load_weights(model, model_state(load_checkpoint(args.initial_checkpoint)), args.initial_checkpoint)
     data_config = resolve_data_config(model=model, args={"input_size": (3, args.img_size, args.img_size)}
                                       if args.img_size else {})
     args.input_size = list(data_config["input_size"])
@@ -291,8 +386,12 @@ def run(args) -> Dict[str, Any]:
     if args.sync_bn and args.world_size > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
-    train_set.transform = train_transform(data_config, args.aa, scale=tuple(args.scale), hflip=args.hflip,
-                                          color_jitter=args.color_jitter, reprob=args.reprob)
+    try:
+        train_set.transform = train_transform(data_config, args.aa, scale=tuple(args.scale), hflip=args.hflip,
+                                              color_jitter=args.color_jitter, reprob=args.reprob)
+    except (AssertionError, ValueError, KeyError, IndexError) as e:
+        raise TrainingError(f"--aa {args.aa!r} is not a timm augmentation policy (e.g. rand-m9-mstd0.5, "
+                            f"augmix-m5, original): {e or type(e).__name__}") from None
     eval_set.transform = eval_transform(data_config)
     pin = device.type == "cuda"
     loader = train_loader(train_set, args.batch_size, args.workers, args.rank, args.world_size, args.seed, pin)
@@ -307,7 +406,8 @@ def run(args) -> Dict[str, Any]:
 
     start_epoch = 0
     if checkpoint is not None:
-        start_epoch = _restore(checkpoint, model, optimizer, scheduler, ema, scaler, args.resume)
+        start_epoch = _restore(checkpoint, model, optimizer, scheduler, ema, scaler, args.resume, len(loader))
+        scheduler.step_update(num_updates=start_epoch * len(loader))
     if start_epoch >= args.epochs:
         raise TrainingError(f"checkpoint {args.resume} finished epoch {start_epoch - 1}; nothing left to train "
                             f"for --epochs {args.epochs}")
@@ -318,6 +418,8 @@ def run(args) -> Dict[str, Any]:
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     out_dir = _output_dir(args, checkpoint)
+    check_run_folder(out_dir, resuming_here=checkpoint is not None
+                     and out_dir.resolve() == Path(args.resume).resolve().parent)
     rows = read_summary(out_dir / "summary.csv")[:start_epoch] if is_main else []
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -326,7 +428,7 @@ def run(args) -> Dict[str, Any]:
                      f"input {args.input_size[-1]}px, {len(train_set)} train / {len(eval_set)} val images, "
                      f"{num_classes} classes, recipe {args.recipe}, lr {args.lr:.4g}, "
                      f"{args.world_size} process(es) on {device.type}")
-    best = max((float(r["eval_top1" if not ema else "ema_eval_top1"]) for r in rows), default=-1.0)
+    best = max((_top1(r, ema is not None) for r in rows), default=-1.0)
 
     row: Dict[str, Any] = {}
     for epoch in range(start_epoch, args.epochs):
@@ -352,12 +454,14 @@ def run(args) -> Dict[str, Any]:
             rows.append(row)
             metric = (ema_metrics or eval_metrics)["top1"]
             state = build_checkpoint(model, optimizer, scheduler, epoch, plain_args(args), ema, scaler, metric,
-                                     class_to_idx=dict(train_set.reader.class_to_idx))
-            save_atomic(state, out_dir / "last.pth.tar")
+                                     class_to_idx=dict(train_set.reader.class_to_idx),
+                                     updates_per_epoch=len(loader))
+            # summary first: a kill before last.pth.tar is written leaves an extra row that a resume drops
+            write_text(out_dir / "summary.csv", summary_text(rows))
             if metric > best:
                 best = metric
                 save_atomic(state, out_dir / "model_best.pth.tar")
-            write_text(out_dir / "summary.csv", summary_text(rows))
+            save_atomic(state, out_dir / "last.pth.tar")
         if args.world_size > 1:
             dist.barrier()
     if args.world_size > 1:
@@ -365,22 +469,24 @@ def run(args) -> Dict[str, Any]:
     return row
 
 
-def _restore(checkpoint, model, optimizer, scheduler, ema, scaler, source) -> int:
+def _restore(checkpoint, model, optimizer, scheduler, ema, scaler, source, updates_per_epoch: int) -> int:
     from .checkpoint import CheckpointError
 
-    required = ("state_dict", "optimizer", "epoch")
-    missing = [k for k in required if k not in checkpoint]
-    if missing:
-        raise CheckpointError(f"{source} is not a training checkpoint (missing {', '.join(missing)})")
     load_weights(model, checkpoint["state_dict"], str(source))
-    if ema is not None and checkpoint.get("state_dict_ema"):
-        load_weights(ema.module, checkpoint["state_dict_ema"], f"{source} (EMA)")
+    if ema is not None:
+        # a run that kept no EMA so far starts it from the restored weights, not from the initial ones
+        load_weights(ema.module, checkpoint.get("state_dict_ema") or checkpoint["state_dict"], f"{source} (EMA)")
     try:
         optimizer.load_state_dict(checkpoint["optimizer"])
     except (ValueError, KeyError) as e:
         raise CheckpointError(f"{source}: optimizer state does not fit ({e}); was it trained with another --opt?") from None
-    if scheduler is not None and checkpoint.get("scheduler"):
+    if checkpoint.get("scheduler") and checkpoint.get("updates_per_epoch", updates_per_epoch) == updates_per_epoch:
         scheduler.load_state_dict(checkpoint["scheduler"])
+    elif checkpoint.get("scheduler"):
+        # timm's schedulers count optimizer updates; with another batch or world size they are rebuilt for the
+        # new count of updates per epoch so the schedule stays the same in epochs
+        _logger.info(f"{updates_per_epoch} updates per epoch now, {checkpoint['updates_per_epoch']} before: the "
+                     f"learning-rate schedule is rebuilt in epochs")
     if scaler is not None and checkpoint.get("scaler"):
         scaler.load_state_dict(checkpoint["scaler"])
     if checkpoint.get("rng"):
@@ -390,7 +496,9 @@ def _restore(checkpoint, model, optimizer, scheduler, ema, scaler, source) -> in
 
 def _output_dir(args, checkpoint) -> Path:
     if checkpoint is not None and not args.experiment:
-        return Path(args.resume).resolve().parent
+        run_dir = Path(args.resume).resolve().parent
+        args.output, args.experiment = str(run_dir.parent), run_dir.name  # recorded in args.yaml as they are
+        return run_dir
     name = args.experiment or f"{time.strftime('%Y%m%d-%H%M%S')}-{args.model}-{args.input_size[-1]}"
     return Path(args.output) / name
 
