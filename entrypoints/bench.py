@@ -3,6 +3,7 @@ with ratios against a reference model measured in the same run (absolute times o
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -19,7 +20,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=non_negative_int, default=10)
     p.add_argument("--repeats", type=positive_int, default=50)
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (GPU: add --amp --channels-last for throughput)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or cuda:N (GPU: add --amp --channels-last for throughput)")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="write the rows to this CSV")
@@ -29,6 +31,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("argument --models: give at least one model name")
     if args.repeats < 2:
         p.error("argument --repeats: at least 2 for a spread")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        p.error(f"argument --device: expected cpu, cuda or cuda:N, got {args.device!r}")
     args.reference = args.reference or args.models[0]
     if args.reference not in args.models:
         p.error(f"argument --reference: {args.reference!r} is not in --models")
@@ -64,10 +68,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.device.startswith("cuda"):
         import torch
 
-        if not torch.cuda.is_available():
-            print("tinynet-bench: error: --device cuda but no CUDA device is available", file=sys.stderr)
+        index = int(args.device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            print(f"tinynet-bench: error: --device {args.device} but no such CUDA device is available",
+                  file=sys.stderr)
             return 2
     try:
+        if args.out is not None:
+            from timm_tinynet.export import check_output_path
+
+            check_output_path(args.out)  # before the benchmark, not after it
         rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,
                             args.device, args.amp, args.channels_last, args.reference)
     except ValueError as e:
@@ -80,7 +90,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         from ._common import write_atomic
 
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
     return 0
 

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, quiet_third_party_warnings
+from ._common import KeyValues, OneLineErrorParser, non_negative_int, number, quiet_third_party_warnings
 
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = OneLineErrorParser(prog="tinynet-cam", description=__doc__)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", default=None, help="timm model name (default: the checkpoint's)")
     p.add_argument("--model-kwargs", nargs="*", default={}, action=KeyValues)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", type=Path, default=None)
@@ -23,8 +23,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     image.add_argument("--image", type=Path, help="an image file")
     image.add_argument("--skimage", choices=SKIMAGE_PHOTOS, help="a photo shipped with scikit-image")
     p.add_argument("--class-index", type=int, default=None, help="explain this class (default: the top prediction)")
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--alpha", type=number(0.0, 1.0), default=0.5, help="opacity of the heat map, 0..1")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the random initialisation (without --pretrained / --checkpoint)")
+    p.add_argument("--out", type=Path, required=True, help="image to write (.png; or .jpg, ...)")
     return p.parse_args(argv)
 
 
@@ -43,36 +45,42 @@ def load_image(args):
         raise ValueError(f"{args.image} is not an image PIL can read") from None
 
 
+def check_image_path(path: Path) -> str:
+    """The PIL format that ``path``'s extension names; ValueError when it names none."""
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"--out {path}: {path.suffix or 'no extension'} is not an image format PIL writes "
+                         f"(use .png)")
+    return fmt
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     quiet_third_party_warnings()
-    import timm
+    import torch
 
     import timm_tinynet  # noqa: F401
+    from timm_tinynet.atomic import replace_atomically
     from timm_tinynet.cam import cam_for_image
-    from timm_tinynet.train import CheckpointError, load_checkpoint, model_state
-    from timm_tinynet.train.checkpoint import load_weights
+    from timm_tinynet.export import check_output_path, load_model, quiet_hub_retries
+    from timm_tinynet.train import CheckpointError
 
     try:
-        if not timm.is_model(args.model):
-            raise ValueError(f"unknown model {args.model!r}")
+        fmt = check_image_path(args.out)
+        check_output_path(args.out)
+        if args.pretrained:
+            quiet_hub_retries()
         image = load_image(args)
-        kwargs = dict(args.model_kwargs)
-        state, names = None, None
-        if args.checkpoint is not None:
-            checkpoint = load_checkpoint(args.checkpoint)
-            if checkpoint.get("class_to_idx"):
-                mapping = checkpoint["class_to_idx"]
-                names = sorted(mapping, key=mapping.get)
-            state = model_state(checkpoint)
-            kwargs = kwargs or (checkpoint.get("args") or {}).get("model_kwargs") or {}
-            head = [v for k, v in state.items() if k.endswith(("classifier.weight", "fc.weight"))]
-            if head:
-                kwargs["num_classes"] = int(head[0].shape[0])
-        model = timm.create_model(args.model, pretrained=args.pretrained, **kwargs).eval()
-        if state is not None:
-            load_weights(model, state, str(args.checkpoint))
-        if names is None and model.num_classes == 1000:
+        torch.manual_seed(args.seed)  # the random initialisation, when neither weights nor checkpoint are given
+        model, checkpoint = load_model(args.model, args.model_kwargs, args.checkpoint, args.pretrained)
+        names = None
+        if checkpoint.get("class_to_idx"):
+            mapping = checkpoint["class_to_idx"]
+            names = sorted(mapping, key=mapping.get)
+        elif model.num_classes == 1000:
             from timm.data import ImageNetInfo
 
             info = ImageNetInfo()
@@ -81,14 +89,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CheckpointError, ValueError, RuntimeError) as e:
         print(f"tinynet-cam: error: {e}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(args.out)
+    replace_atomically(args.out, lambda tmp: picture.save(tmp, format=fmt))
     label = (lambda i: names[i]) if names else (lambda i: f"class {i}")
     print(f"{args.out}: {picture.width}x{picture.height} CAM of {label(result.class_index)} "
           f"(p={result.probability:.3f}); top-5: " + ", ".join(f"{label(i)} {p:.3f}" for i, p in result.top5))
     if not args.pretrained and args.checkpoint is None:
-        print("note: random weights (no --pretrained / --checkpoint): the map shows the mechanics, not a trained "
-              "model's attention", file=sys.stderr)
+        print(f"note: random weights (seed {args.seed}; no --pretrained / --checkpoint): the map shows the "
+              f"mechanics, not a trained model's attention", file=sys.stderr)
     return 0
 
 

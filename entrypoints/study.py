@@ -3,6 +3,7 @@ measure Spearman correlations and fit the tiny formula (whose frontier.csv tinyn
 
   tinynet-study sample --baseline efficientnet_b0 --n 100 --seed 0 --out plan.csv
   tinynet-study run plan.csv --data-dir /data/imagenet100 --epochs 100 -b 128 [--executor ray] [-- TRAIN FLAGS]
+      (exit status 1 when a trial failed)
   tinynet-study analyze results.csv --out analysis/
   tinynet-study demo            (a complete small study on scikit-learn's digits, ~15 min on 2 CPU cores)
 """
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, positive_int, quiet_third_party_warnings
+from ._common import OneLineErrorParser, fraction, non_negative_int, number, positive_int, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 # The demo: small, low-resolution models on 32px digits, trained briefly with a fast SGD override recipe.
@@ -25,13 +26,20 @@ DEMO_TRAIN_ARGS = ["-b", "64", "-j", "2", "--opt", "adamw", "--lr", "4e-3", "--w
                    "--drop", "0.1"]
 
 
-def _pair(name: str):
+DEMO_MARKER = ".tinynet-study-demo"  # a --work folder the demo created; the demo reuses no other folder
+
+
+def ray_resource(lo_open: bool):
+    """argparse type: a Ray resource amount per task (Ray takes fractions up to 1, whole numbers above)."""
+    amount = number(0.0, lo_open=lo_open)
+
     def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    parse.__name__ = name
+        value = amount(text)
+        if value > 1 and not value.is_integer():
+            raise argparse.ArgumentTypeError(f"must be at most 1 or a whole number (Ray's rule), got {text}")
+        return value
+
+    parse.__name__ = "amount"
     return parse
 
 
@@ -43,14 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw a plan of twisted models")
     s.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0")
     s.add_argument("--n", type=positive_int, default=100)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=non_negative_int, default=0)
     for dim in ("r", "d", "w"):
-        s.add_argument(f"--{dim}-range", nargs=2, type=_pair("number"), default=(0.35, 2.8), metavar=("MIN", "MAX"))
-    s.add_argument("--flops-range", nargs=2, type=_pair("number"), default=(0.03, 1.05), metavar=("MIN", "MAX"),
-                   help="kept FLOPs ratios (draws outside are redrawn)")
-    s.add_argument("--target-c", type=_pair("number"), default=None,
-                   help="draw r and d, solve w to this FLOPs ratio within 3 %% (paper §3.1)")
-    s.add_argument("--giant-c", nargs="*", type=_pair("number"), default=[],
+        s.add_argument(f"--{dim}-range", nargs=2, type=number(0.0, lo_open=True), default=(0.35, 2.8),
+                       metavar=("MIN", "MAX"))
+    s.add_argument("--flops-range", nargs=2, type=number(0.0, lo_open=True), default=(0.03, 1.05),
+                   metavar=("MIN", "MAX"), help="kept FLOPs ratios, at most 1.5 (draws outside are redrawn)")
+    s.add_argument("--target-c", type=number(0.0, lo_open=True), default=None,
+                   help="draw r and d, solve w within --w-range to this FLOPs ratio within 3 %% (paper §3.1)")
+    s.add_argument("--giant-c", nargs="*", type=fraction("a FLOPs ratio for shrinking"), default=[],
                    help="add inverse-giant-formula reference models at these ratios")
     s.add_argument("--out", type=Path, required=True, help="plan CSV to write")
 
@@ -63,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trials-dir", type=Path, default=None, help="per-trial run folders (default: trials/ next to results)")
     r.add_argument("--executor", default="local", help="local (default) or ray")
     r.add_argument("--workers", type=positive_int, default=1, help="local executor: trials at once")
-    r.add_argument("--ray-address", default=None, help="ray executor: auto, ray://host:10001, or local (default)")
-    r.add_argument("--cpus-per-trial", type=float, default=1.0)
-    r.add_argument("--gpus-per-trial", type=float, default=0.0)
+    r.add_argument("--ray-address", default=None,
+                   help="ray executor: auto, HOST:PORT, ray://host:10001 (needs ray[client]), or local (default)")
+    r.add_argument("--cpus-per-trial", type=ray_resource(lo_open=True), default=1.0)
+    r.add_argument("--gpus-per-trial", type=ray_resource(lo_open=False), default=0.0)
     r.add_argument("--retry-failed", action="store_true", help="run failed trials again")
 
     a = sub.add_parser("analyze", help="frontier, Spearman correlations, GP fit, figures")
@@ -130,16 +140,19 @@ def cmd_run(args) -> int:
                        args.executor, args.workers, args.ray_address, args.cpus_per_trial, args.gpus_per_trial,
                        args.retry_failed)
     print(f"{results}: {counts['ok']} trained, {counts['failed']} failed, {counts['skipped']} already done")
-    return 0
+    if counts["failed_before"]:
+        print(f"{counts['failed_before']} trial(s) failed in an earlier run; --retry-failed runs them again")
+    return 1 if counts["failed"] or counts["failed_before"] else 0  # a script's `run && analyze` notices
 
 
 def cmd_analyze(args) -> int:
-    from timm_tinynet.study.analyze import analyze, summary_lines, write_analysis
+    from timm_tinynet.study.analyze import analyze, check_out_dir, summary_lines, write_analysis
     from timm_tinynet.study.tables import read_results
 
-    analysis = analyze(read_results(args.results), args.keep_fraction)
     out = args.out or args.results.parent / "analysis"
-    paths = write_analysis(analysis, out)
+    check_out_dir(out, args.results)
+    analysis = analyze(read_results(args.results), args.keep_fraction)
+    paths = write_analysis(analysis, out, args.results)
     print("\n".join(summary_lines(analysis)))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     print(f"use it: tinynet-formula --c 0.25 --frontier {paths['frontier.csv']}")
@@ -148,12 +161,16 @@ def cmd_analyze(args) -> int:
 
 def cmd_demo(args) -> int:
     from timm_tinynet.demo_data import write_digits_folder
+    from timm_tinynet.study.analyze import MARKER
 
     start = time.perf_counter()
     work = args.work
-    if work.exists() and any(work.iterdir()) and not (work / "plan.csv").exists():
-        raise_error(f"{work} exists and is not a study demo folder; choose another --work")
+    if work.exists() and not work.is_dir():
+        raise_error(f"--work {work} is a file, not a folder")
+    if work.exists() and any(work.iterdir()) and not (work / DEMO_MARKER).exists():
+        raise_error(f"{work} is not empty and was not created by tinynet-study demo; choose another --work")
     work.mkdir(parents=True, exist_ok=True)
+    (work / DEMO_MARKER).touch()
     data = work / "data"
     if not data.exists():
         counts = write_digits_folder(data, size=32)
@@ -163,15 +180,17 @@ def cmd_demo(args) -> int:
         cmd_sample(argparse.Namespace(
             baseline="efficientnet_b0", n=args.n, seed=args.seed, r_range=(0.15, 0.45), d_range=(0.35, 1.4),
             w_range=(0.35, 1.4), flops_range=(0.01, 0.12), target_c=None, giant_c=[0.1, 0.05, 0.025], out=plan))
-    cmd_run(argparse.Namespace(plan=plan, results=work / "results.csv", data_dir=data, epochs=args.epochs,
-                               train_args=DEMO_TRAIN_ARGS, trials_dir=work / "trials", executor="local", workers=1,
-                               ray_address=None, cpus_per_trial=1.0, gpus_per_trial=0.0, retry_failed=False))
+    code = cmd_run(argparse.Namespace(
+        plan=plan, results=work / "results.csv", data_dir=data, epochs=args.epochs, train_args=DEMO_TRAIN_ARGS,
+        trials_dir=work / "trials", executor="local", workers=1, ray_address=None, cpus_per_trial=1.0,
+        gpus_per_trial=0.0, retry_failed=False))
     cmd_analyze(argparse.Namespace(results=work / "results.csv", out=work / "analysis", keep_fraction=0.2))
     args.out.mkdir(parents=True, exist_ok=True)
     for path in [plan, work / "results.csv", *sorted((work / "analysis").iterdir())]:
-        shutil.copy2(path, args.out / path.name)
+        if path.name != MARKER:  # it names a path on this machine
+            shutil.copy2(path, args.out / path.name)
     print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; tables and figures in {args.out}")
-    return 0
+    return code
 
 
 class _UsageError(Exception):

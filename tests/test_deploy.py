@@ -11,7 +11,7 @@ from timm_tinynet.cam import class_activation_map, crop_box
 from timm_tinynet.cli.bench import main as bench_main
 from timm_tinynet.cli.cam import main as cam_main
 from timm_tinynet.cli.export import main as export_main
-from timm_tinynet.export import ExportError, export_onnx, verify_export
+from timm_tinynet.export import ExportError, export_onnx, export_verified, verify_export
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_export_of_a_trained_checkpoint(tmp_path):
     assert session.get_outputs()[0].shape[-1] == 3  # the checkpoint's 3 classes
 
 
-def test_mismatch_fails_loudly_and_removes_the_file(tmp_path):
+def test_mismatch_fails_loudly(tmp_path):
     model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3).eval()
     path = export_onnx(model, (3, 67, 67), tmp_path / "m.onnx")
     with torch.no_grad():
@@ -57,9 +57,57 @@ def test_mismatch_fails_loudly_and_removes_the_file(tmp_path):
         verify_export(model, path, "onnx", (3, 67, 67))
 
 
+def test_failed_export_keeps_the_earlier_file(tmp_path):
+    model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3).eval()
+    path = tmp_path / "m.onnx"
+    assert export_verified(model, "onnx", (3, 67, 67), path) < 1e-4
+    good = path.read_bytes()
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_verified(model, "onnx", (3, 67, 67), path, atol=-1.0)  # no export can pass
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def tinynet_checkpoint(path):
+    """A tinynet-train style checkpoint of the generic 'tinynet' at r=d=w=0.3 with 3 classes."""
+    model = timm.create_model("tinynet", r=0.3, d=0.3, w=0.3, num_classes=3)
+    torch.save({"arch": "tinynet", "state_dict": model.state_dict(), "class_to_idx": {"a": 0, "b": 1, "c": 2},
+                "args": {"model": "tinynet", "model_kwargs": {"r": 0.3, "d": 0.3, "w": 0.3}}}, path)
+    return path
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, capsys):
+    """--model tinynet_e with a 'tinynet' checkpoint: its r=, d=, w= are not forced onto tinynet_e (a TypeError
+    before); the weights simply do not fit, and the error says so."""
+    ckpt = tinynet_checkpoint(tmp_path / "t.pth.tar")
+    assert export_main(["--model", "tinynet_e", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "does not fit the model" in capsys.readouterr().err
+    assert cam_main(["--model", "tinynet_e", "--checkpoint", str(ckpt), "--skimage", "coffee",
+                     "--out", str(tmp_path / "c.png")]) == 2
+    assert "does not fit the model" in capsys.readouterr().err
+    # without --model (or with the checkpoint's own) its recorded kwargs build the right network
+    assert cam_main(["--checkpoint", str(ckpt), "--skimage", "coffee", "--out", str(tmp_path / "c.png")]) == 0
+
+
+def test_pretrained_without_network_is_one_line(tmp_path, capsys, monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+
+    monkeypatch.setattr("timm.models._builder.load_pretrained", offline)
+    assert export_main(["--model", "tinynet_e", "--pretrained", "--out", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "pretrained weights of tinynet_e could not be downloaded" in err and "Traceback" not in err
+    assert cam_main(["--model", "tinynet_e", "--pretrained", "--skimage", "cat", "--out", str(tmp_path / "c.png")]) == 2
+    assert "could not be downloaded" in capsys.readouterr().err
+
+
 def test_export_bad_input(tmp_path, capsys):
     assert export_main(["--model", "nope", "--out", str(tmp_path / "x.onnx")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        export_main(["--model", "tinynet_e", "--atol", "nan", "--out", str(tmp_path / "x.onnx")])
+    assert e.value.code == 2 and "--atol" in capsys.readouterr().err
     bad = tmp_path / "bad.pth.tar"
     bad.write_bytes(b"garbage")
     assert export_main(["--checkpoint", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
@@ -87,6 +135,28 @@ def test_bench_bad_input(capsys):
     assert "unknown model(s): nope" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench_main(["--models", "tinynet_e", "--reference", "tinynet_a"])
+    with pytest.raises(SystemExit) as e:
+        bench_main(["--models", "tinynet_e", "--device", "foo"])
+    assert e.value.code == 2 and "--device: expected cpu, cuda or cuda:N, got 'foo'" in capsys.readouterr().err
+
+
+def test_bench_checks_the_output_before_benchmarking(tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("benchmarked before checking --out")
+
+    monkeypatch.setattr("timm_tinynet.bench.bench_models", never)
+    (tmp_path / "file").write_text("")
+    for out in ("/proc/x.csv", str(tmp_path), str(tmp_path / "file" / "x.csv")):
+        assert bench_main(["--models", "tinynet_e", "--out", out]) == 2
+        assert "tinynet-bench: error: " in capsys.readouterr().err
+
+
+def test_bench_spread_stays_within_the_measurements(monkeypatch):
+    import timm_tinynet.bench as bench
+
+    monkeypatch.setattr(bench, "interleaved_times", lambda runners, warmup, repeats: [[1.0, 10.0]])
+    row = bench.bench_models(["tinynet_e"], repeats=2, warmup=0)[0]
+    assert 1.0 <= row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] <= 10.0
 
 
 @pytest.mark.parametrize("name", ["tinynet_e", "ghostnet_d", "efficientnet_bm4"])
@@ -132,12 +202,24 @@ def test_cam_locates_the_evidence():
     assert cam[40:60, 40:60].mean() > cam[0:20, 0:20].mean()
 
 
+def test_random_weights_cam_is_reproducible(tmp_path):
+    outs = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    for out, seed in zip(outs, ("0", "0", "1")):
+        assert cam_main(["--model", "tinynet_e", "--skimage", "chelsea", "--seed", seed, "--out", str(out)]) == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes() != outs[2].read_bytes()
+
+
 def test_cam_bad_input(tmp_path, capsys):
     (tmp_path / "not.png").write_text("text")
     assert cam_main(["--model", "tinynet_e", "--image", str(tmp_path / "not.png"), "--out", str(tmp_path / "o.png")]) == 2
     assert "is not an image" in capsys.readouterr().err
     assert cam_main(["--model", "tinynet_e", "--image", str(tmp_path / "none.png"), "--out", str(tmp_path / "o.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert cam_main(["--model", "tinynet_e", "--skimage", "cat", "--out", str(tmp_path / "cam" / "x.txt")]) == 2
+    assert ".txt is not an image format PIL writes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cam_main(["--model", "tinynet_e", "--skimage", "cat", "--alpha", "5", "--out", str(tmp_path / "o.png")])
+    assert e.value.code == 2 and "--alpha: must be in [0, 1]" in capsys.readouterr().err
 
 
 def test_crop_box_matches_timms_eval_crop():

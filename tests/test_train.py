@@ -162,8 +162,8 @@ def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path):
 
 def _one_line_error(capsys, code, prog="tinynet-train"):
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert err and err[-1].startswith(f"{prog}: error: ")
+    assert code == 2, err
+    assert err and err[-1].startswith(f"{prog}: error: "), err
     assert not any("Traceback" in line for line in err)
     return err[-1]
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from test_train import COLORS, FAST, SMALL, make_dataset, summary, train
+from test_train import COLORS, FAST, SMALL, _one_line_error, make_dataset, summary, train
 
 from timm_tinynet.cli.train import main as train_main
 from timm_tinynet.cli.train import parse_args
@@ -139,14 +139,6 @@ def test_resume_turning_on_ema_starts_it_from_the_restored_weights(data, tmp_pat
     for key, value in checkpoint["state_dict"].items():
         assert torch.equal(seen["ema"][key], value), key
     assert summary(run)[-1]["ema_eval_top1"] != ""
-
-
-def _one_line_error(capsys, code, prog="tinynet-train"):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, err
-    assert err and err[-1].startswith(f"{prog}: error: "), err
-    assert not any("Traceback" in line for line in err)
-    return err[-1]
 
 
 @pytest.mark.parametrize("flags,needle", [

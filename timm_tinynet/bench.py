@@ -110,7 +110,7 @@ def bench_models(
     rows = []
     for name, model, times in zip(names, models, interleaved_times(runners, warmup, repeats)):
         size = model.pretrained_cfg["input_size"]
-        deciles = statistics.quantiles(times, n=10)
+        deciles = statistics.quantiles(times, n=10, method="inclusive")  # within the data, even for 2 runs
         median = statistics.median(times)
         rows.append({"model": name, "backend": backend, "device": device, "threads": threads,
                      "batch_size": batch_size, "input_size": size[-1], "flops_m": round(count_flops(model) / 1e6, 1),

@@ -1,7 +1,12 @@
 """From trained trials to a formula: NSGA-III non-dominated sorting (pymoo) on (top-1 up, FLOPs down), Spearman
-correlations of r, d, w with FLOPs on the kept set, and the tiny formula's GPs fitted to it (paper §3.2)."""
+correlations of r, d, w with FLOPs on the kept set, and the tiny formula's GPs fitted to it (paper §3.2).
+
+The frontier is chosen among the randomly sampled models only, as in the paper: ``target`` models (one FLOPs
+budget, for Fig. 2) and ``giant`` references would crowd one FLOPs value or are not samples of the cube.
+"""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +16,12 @@ import numpy as np
 import pandas as pd
 
 from . import StudyError
+from .tables import check_results
 
 KEEP_FRACTION = 0.2
+ANALYSIS_FILES = ("frontier.csv", "correlations.csv", "models.csv", "fig1_accuracy_vs_flops.png",
+                  "fig2_accuracy_vs_dims.png", "fig3_dims_vs_flops.png")
+MARKER = "analysis.json"  # which results table the folder analyses: a re-analysis may replace its files
 
 
 @dataclass
@@ -59,10 +68,12 @@ def spearman(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyze(results: pd.DataFrame, keep_fraction: float = KEEP_FRACTION) -> Analysis:
-    ok = results[(results["status"] == "ok") & results["top1"].notna()].copy()
-    sampled = ok[ok["kind"] != "giant"]  # the frontier is chosen among sampled models, as in the paper
+    """Front ranks of the finished random trials, the kept fronts as a frontier table, and their correlations."""
+    check_results(results, "results")
+    ok = results[results["status"] == "ok"].copy()
+    sampled = ok[ok["kind"] == "random"]
     if len(sampled) < 3:
-        raise StudyError(f"need at least 3 finished sampled trials to analyze, found {len(sampled)}")
+        raise StudyError(f"need at least 3 finished random trials to analyze, found {len(sampled)}")
     ok["front"] = -1
     ranks = front_ranks(sampled["top1"].to_numpy(), sampled["flops"].to_numpy())
     ok.loc[sampled.index, "front"] = ranks
@@ -77,13 +88,37 @@ def analyze(results: pd.DataFrame, keep_fraction: float = KEEP_FRACTION) -> Anal
     return Analysis(ok.reset_index(drop=True), frontier, spearman(kept))
 
 
-def write_analysis(analysis: Analysis, out_dir: Path) -> Dict[str, Path]:
-    """frontier.csv (for ``tinynet-formula --frontier``), correlations.csv, models.csv and the figures."""
+def check_out_dir(out_dir: Path, results_path: Path) -> None:
+    """``out_dir`` may be new, empty, or an earlier analysis of the same results file (its files are replaced);
+    anything else is refused rather than mixed with or overwritten."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StudyError(f"--out {out_dir} is a file, not a folder")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    try:
+        recorded = json.loads((out_dir / MARKER).read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StudyError(f"{out_dir} is not empty and is not an analysis folder (no {MARKER}); choose a new "
+                         f"--out") from None
+    if recorded != str(Path(results_path).resolve()):
+        raise StudyError(f"{out_dir} holds the analysis of {recorded}; choose another --out")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in (*ANALYSIS_FILES, MARKER))
+    if foreign:
+        raise StudyError(f"{out_dir} holds files that are not analysis outputs ({', '.join(foreign[:3])}); "
+                         f"choose another --out")
+
+
+def write_analysis(analysis: Analysis, out_dir: Path, results_path: Path) -> Dict[str, Path]:
+    """frontier.csv (for ``tinynet-formula --frontier``), correlations.csv, models.csv and the figures; the
+    outputs of an earlier analysis of the same results that this one does not make (Fig. 2) are removed."""
+    from ..atomic import write_text
     from ..formula import TinyFormula
     from .figures import figure_accuracy_vs_dims, figure_accuracy_vs_flops, figure_dims_vs_flops
     from .tables import write_csv_atomic
 
+    check_out_dir(out_dir, results_path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / MARKER, json.dumps({"results": str(Path(results_path).resolve())}, indent=1) + "\n")
     paths = {name: out_dir / name for name in ("frontier.csv", "correlations.csv", "models.csv")}
     for name, df in (("frontier.csv", analysis.frontier), ("correlations.csv", analysis.correlations),
                      ("models.csv", analysis.models)):
@@ -94,11 +129,14 @@ def write_analysis(analysis: Analysis, out_dir: Path) -> Dict[str, Path]:
     if fig2 is not None:
         paths["fig2_accuracy_vs_dims.png"] = fig2
     paths["fig3_dims_vs_flops.png"] = figure_dims_vs_flops(analysis.frontier, formula, out_dir)
+    for name in ANALYSIS_FILES:
+        if name not in paths:
+            (out_dir / name).unlink(missing_ok=True)
     return paths
 
 
 def summary_lines(analysis: Analysis) -> List[str]:
-    n = len(analysis.models[analysis.models["kind"] != "giant"])
+    n = int((analysis.models["kind"] == "random").sum())
     lines = [f"{len(analysis.frontier)} of {n} sampled models kept (non-dominated fronts on top-1 up, FLOPs down)"]
     for row in analysis.correlations.itertuples():
         lines.append(f"  Spearman rho({row.dimension}, FLOPs) = {row.spearman_rho:+.3f} (p = {row.p_value:.3g})")

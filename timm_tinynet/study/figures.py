@@ -24,13 +24,17 @@ def _save(fig, path: Path) -> Path:
 
 
 def figure_accuracy_vs_flops(models: pd.DataFrame, out_dir: Path) -> Path:
-    """Fig. 1: every model's accuracy vs FLOPs, frontier models and inverse-giant-formula models marked."""
+    """Fig. 1: every model's accuracy vs FLOPs; frontier, --target-c and inverse-giant-formula models marked."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
-    sampled = models[models["kind"] != "giant"]
+    sampled = models[models["kind"] == "random"]
     ax.scatter(sampled["flops"] / 1e6, sampled["top1"], color="0.6", label="sampled models")
     front = sampled[sampled["frontier"]]
     ax.scatter(front["flops"] / 1e6, front["top1"], color="crimson", zorder=3, label="kept frontier models")
+    target = models[models["kind"] == "target"]
+    if len(target):
+        ax.scatter(target["flops"] / 1e6, target["top1"], color="steelblue", marker="s",
+                   label="--target-c models (not ranked)")
     giant = models[models["kind"] == "giant"].sort_values("flops")
     if len(giant):
         ax.plot(giant["flops"] / 1e6, giant["top1"], "o-", color="seagreen", label="inverse giant formula")

@@ -1,26 +1,36 @@
 """Training every planned model: one tinynet-train process per trial, run locally or as Ray tasks.
 
-The driver is the only writer of the results table and rewrites it atomically after each finished trial, so
-killing the driver (even with SIGKILL) loses no finished result. Re-running skips trials already in the table
-and restarts interrupted ones from their last checkpoint. A failing trial is recorded with its error.
+The driver is the only writer of the results table (a lock file keeps a second driver off it) and rewrites it
+atomically after each finished trial, so killing the driver (even with SIGKILL) loses no finished result.
+Re-running skips trials already in the table and restarts interrupted ones from their last checkpoint. Before
+anything runs, the results table and every trial folder are checked against the plan (same baseline, r, d, w;
+same epochs), so results of other models are never taken for this plan's. A failing trial is recorded with
+its error.
 """
 from __future__ import annotations
 
 import csv
 import ctypes
+import fcntl
+import math
 import signal
+import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import pandas as pd
 
 from ..baselines import get_baseline
 from . import StudyError
 from .tables import PLAN_COLUMNS, RESULT_COLUMNS, read_plan, read_results, rows_of, write_csv_atomic
 
 EXECUTORS = ("local", "ray")
+RAY_CONNECT_TIMEOUT_S = 10.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -45,6 +55,60 @@ def _metric(row: Dict[str, str], name: str) -> float:
     return float(value)
 
 
+def _same(a, b) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe(model, r, d, w) -> str:
+    return f"{model} r={r} d={d} w={w}"
+
+
+def trial_folder_problem(spec: Mapping) -> Optional[str]:
+    """Why the trial's folder cannot hold this trial's run (None when it is new or does): a run of another
+    model (by its args.yaml) or one trained for another number of epochs."""
+    import yaml
+
+    folder = Path(spec["trials_dir"]) / str(spec["id"])
+    if not any((folder / name).exists() for name in ("summary.csv", "last.pth.tar")):
+        return None  # nothing trained there yet: tinynet-train starts afresh
+    where = f"trial {spec['id']}: {folder}"
+    try:
+        recorded = yaml.safe_load((folder / "args.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        return f"{where} holds a run whose args.yaml cannot be read ({type(e).__name__}), so what it trained is unknown"
+    model = get_baseline(spec["baseline"]).generic_model
+    kwargs = recorded.get("model_kwargs") if isinstance(recorded.get("model_kwargs"), dict) else {}
+    if recorded.get("model") != model or not all(_same(kwargs.get(k), spec[k]) for k in "rdw"):
+        return (f"{where} holds a run of {_describe(recorded.get('model'), *(kwargs.get(k) for k in 'rdw'))}, but the "
+                f"plan's trial is {_describe(model, spec['r'], spec['d'], spec['w'])}; use another --trials-dir")
+    if recorded.get("epochs") != spec["epochs"]:
+        return (f"{where} holds a run for {recorded.get('epochs')} epochs, not --epochs {spec['epochs']}; every "
+                f"model of a study trains for the same epochs: use --epochs {recorded.get('epochs')}, or new "
+                f"--results and --trials-dir")
+    return None
+
+
+def results_plan_problem(plan: pd.DataFrame, results: pd.DataFrame, epochs: int) -> Optional[str]:
+    """Why the results table does not belong to this plan and epoch count (None when it does)."""
+    planned = plan.set_index("id")
+    for row in results.itertuples(index=False):
+        if row.id not in planned.index:
+            return f"has trial {row.id!r}, which the plan does not have: a results file belongs to one plan"
+        want = planned.loc[row.id]
+        if (row.baseline, row.kind) != (want["baseline"], want["kind"]) or not all(
+                _same(getattr(row, k), want[k]) for k in "rdw"):
+            return (f"has trial {row.id} as {row.kind} {_describe(row.baseline, row.r, row.d, row.w)}, but the plan "
+                    f"has {want['kind']} {_describe(want['baseline'], want['r'], want['d'], want['w'])}: it comes "
+                    f"from another plan")
+        if row.status == "ok" and not _same(row.epochs, epochs):
+            return (f"has trial {row.id} trained for {row.epochs:g} epochs, not --epochs {epochs}; every model of a "
+                    f"study trains for the same epochs: use --epochs {row.epochs:g}, or new --results and --trials-dir")
+    return None
+
+
 def trial_command(spec: Dict) -> List[str]:
     model = get_baseline(spec["baseline"]).generic_model
     cmd = [sys.executable, "-m", "timm_tinynet.cli.train", "--data-dir", str(spec["data_dir"]), "--model", model,
@@ -58,7 +122,8 @@ def trial_command(spec: Dict) -> List[str]:
 
 
 def run_trial(spec: Dict) -> Dict:
-    """Train one planned model to ``spec['epochs']`` epochs (resuming if it was interrupted) and report."""
+    """Train one planned model to ``spec['epochs']`` epochs (resuming if it was interrupted) and report.
+    ``wall_time_s`` of a finished trial is its training time over all epochs, resumed or not."""
     trial_dir = Path(spec["trials_dir"]) / spec["id"]
     start = time.perf_counter()
     row = {k: spec[k] for k in PLAN_COLUMNS}
@@ -72,8 +137,9 @@ def run_trial(spec: Dict) -> Dict:
                         wall_time_s=round(time.perf_counter() - start, 1), status="failed", error=error[:500])
         done = _summary(trial_dir)
     last = done[-1]
+    seconds = sum(float(r.get("epoch_time_s") or 0) for r in done)
     return dict(row, top1=_metric(last, "top1"), top5=_metric(last, "top5"), epochs=len(done),
-                wall_time_s=round(time.perf_counter() - start, 1), status="ok", error="")
+                wall_time_s=round(seconds, 1), status="ok", error="")
 
 
 def _execute_local(specs: Sequence[Dict], workers: int, on_result: Callable[[Dict], None]) -> None:
@@ -87,24 +153,74 @@ def _execute_local(specs: Sequence[Dict], workers: int, on_result: Callable[[Dic
             on_result(future.result())
 
 
-def _execute_ray(specs: Sequence[Dict], address: Optional[str], cpus: float, gpus: float,
-                 on_result: Callable[[Dict], None]) -> None:
+def _check_reachable(address: str) -> None:
+    """A bounded TCP connect to HOST:PORT (ray.init itself retries for minutes against a dead address)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise StudyError(f"--ray-address {address!r} is not auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise StudyError(f"cannot connect to the Ray cluster at {address!r}: {e.strerror or e}") from None
+
+
+def node_fits(resources: Mapping[str, float], cpus: float, gpus: float) -> bool:
+    """Whether a Ray node with ``resources`` can run one trial."""
+    return resources.get("CPU", 0.0) >= cpus and resources.get("GPU", 0.0) >= gpus
+
+
+def _connect_ray(address: Optional[str]):
     try:
         import ray
     except ImportError:
         raise StudyError("the ray executor needs Ray: pip install 'timm-tinynet[ray]' (or pip install ray)") from None
     if address in (None, "", "local"):
         ray.init(num_cpus=None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    else:
+        return ray
+    if address.startswith("ray://"):
         try:
-            ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            raise StudyError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+            import grpc  # noqa: F401  (what Ray Client needs beyond the minimal ray package)
+        except ImportError:
+            raise StudyError(f"--ray-address {address} uses Ray Client, which needs "
+                             f"pip install 'ray[client]'") from None
+        _check_reachable(address[len("ray://"):])
+    elif address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, ignore_reinit_error=True)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise StudyError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+    return ray
+
+
+def _execute_ray(specs: Sequence[Dict], address: Optional[str], cpus: float, gpus: float,
+                 on_result: Callable[[Dict], None]) -> None:
+    ray = _connect_ray(address)
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if not any(node_fits(node, cpus, gpus) for node in nodes):
+        total = ray.cluster_resources()
+        # Ray would queue such a task forever without a word (its warning goes to the muted driver log)
+        raise StudyError(f"no node of the Ray cluster has {cpus:g} CPU(s) and {gpus:g} GPU(s) for one trial "
+                         f"(the cluster has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs on "
+                         f"{len(nodes)} node(s)); lower --cpus-per-trial / --gpus-per-trial")
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_trial)
     pending = [task.remote(spec) for spec in specs]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         on_result(ray.get(done[0]))
+
+
+@contextmanager
+def driver_lock(results_path: Path) -> Iterator[Path]:
+    """Hold <results>.lock for the whole run: a second driver on the same results would overwrite rows."""
+    lock_path = results_path.with_name(results_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudyError(f"another driver is running on {results_path} (it holds {lock_path})") from None
+        yield lock_path
 
 
 def run_study(
@@ -122,7 +238,8 @@ def run_study(
         retry_failed: bool = False,
         log: Callable[[str], None] = print,
 ) -> Dict[str, int]:
-    """Train every planned trial not yet in the results table; returns counts of what happened."""
+    """Train every planned trial not yet in the results table; returns counts of what happened
+    (``failed_before``: failed trials of an earlier run left as they are)."""
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -130,29 +247,38 @@ def run_study(
     if not Path(data_dir).is_dir():
         raise StudyError(f"data dir {data_dir} does not exist")
     plan = read_plan(plan_path)
-    results = read_results(results_path, allow_missing=True)
-    keep = results if not retry_failed else results[results["status"] == "ok"]
-    finished = set(keep["id"].astype(str))
-    rows = rows_of(keep)
-    trials_dir = Path(trials_dir or results_path.parent / "trials")
-    specs = [dict(row, data_dir=str(Path(data_dir).resolve()), trials_dir=str(trials_dir.resolve()), epochs=epochs,
-                  train_args=list(train_args))
-             for row in rows_of(plan) if str(row["id"]) not in finished]
-    counts = {"planned": len(plan), "skipped": len(plan) - len(specs), "ok": 0, "failed": 0}
-    log(f"{len(specs)} of {len(plan)} trials to run ({counts['skipped']} already in {results_path}), "
-        f"executor {executor}")
+    with driver_lock(results_path):
+        results = read_results(results_path, allow_missing=True)
+        problem = results_plan_problem(plan, results, epochs)
+        if problem:
+            raise StudyError(f"results {results_path} {problem}; use another --results")
+        keep = results if not retry_failed else results[results["status"] == "ok"]
+        finished = set(keep["id"].astype(str))
+        rows = rows_of(keep)
+        trials_dir = Path(trials_dir or results_path.parent / "trials")
+        specs = [dict(row, data_dir=str(Path(data_dir).resolve()), trials_dir=str(trials_dir.resolve()),
+                      epochs=epochs, train_args=list(train_args))
+                 for row in rows_of(plan) if str(row["id"]) not in finished]
+        problems = [p for p in map(trial_folder_problem, specs) if p]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StudyError(problems[0] + more)
+        counts = {"planned": len(plan), "skipped": len(plan) - len(specs), "ok": 0, "failed": 0,
+                  "failed_before": int((keep["status"] == "failed").sum())}
+        log(f"{len(specs)} of {len(plan)} trials to run ({counts['skipped']} already in {results_path}), "
+            f"executor {executor}")
 
-    def on_result(row: Dict) -> None:
-        rows.append(row)
-        write_csv_atomic(results_path, rows, RESULT_COLUMNS)
-        counts[row["status"]] += 1
-        detail = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
-        log(f"[{len(rows)}/{len(plan)}] {row['id']} r={row['r']} d={row['d']} w={row['w']} "
-            f"({row['c']:.3f} C0): {detail} in {row['wall_time_s']}s")
+        def on_result(row: Dict) -> None:
+            rows.append(row)
+            write_csv_atomic(results_path, rows, RESULT_COLUMNS)
+            counts[row["status"]] += 1
+            detail = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
+            log(f"[{len(rows)}/{len(plan)}] {row['id']} r={row['r']} d={row['d']} w={row['w']} "
+                f"({row['c']:.3f} C0): {detail} in {row['wall_time_s']}s")
 
-    if specs:
-        if executor == "local":
-            _execute_local(specs, workers, on_result)
-        else:
-            _execute_ray(specs, ray_address, cpus_per_trial, gpus_per_trial, on_result)
+        if specs:
+            if executor == "local":
+                _execute_local(specs, workers, on_result)
+            else:
+                _execute_ray(specs, ray_address, cpus_per_trial, gpus_per_trial, on_result)
     return counts
