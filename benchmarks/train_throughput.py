@@ -5,7 +5,7 @@ the plain loop has no EMA, scheduler, label smoothing or logging. Each runs `--e
 image folder; the last epoch's img/s is compared (goal: tinynet-train >= 0.95x the plain loop).
 Records results/train_throughput.csv (append one row per run configuration).
 
-    python benchmarks/train_throughput.py [--model tinynet_e] [-b 32] [--images 256] [--device cpu]
+    python benchmarks/train_throughput.py [--model tinynet_e] [-b 32] [--images 128] [--epochs 3] [--device cpu]
 """
 from __future__ import annotations
 
@@ -83,8 +83,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tinynet_e")
     parser.add_argument("-b", "--batch-size", type=int, default=32)
-    parser.add_argument("--images", type=int, default=64, help="training images per class (4 classes)")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--images", type=int, default=128, help="training images per class (4 classes)")
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("-j", "--workers", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("results/train_throughput.csv"))

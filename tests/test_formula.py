@@ -74,3 +74,18 @@ def test_leave_one_out_reports_every_point(formula):
     assert set(loo.columns) >= {"c", "r", "r_pred", "r_err", "d", "d_pred", "d_err"}
     assert np.isfinite(loo[["r_err", "d_err"]].to_numpy()).all()
     assert (loo["r_err"].abs() < 0.3).all() and (loo["d_err"].abs() < 0.2).all()
+
+
+def test_noisy_dimension_without_trend_stays_smooth():
+    """A frontier whose d scatters without a trend (a small study) must not give a d(c) that jumps between points:
+    the lengthscale may not fall below half the typical gap between neighbouring points."""
+    from timm_tinynet.formula import smoothest_wiggle
+
+    c = np.array([0.0189, 0.0298, 0.0737, 0.0955, 0.1194])
+    frontier = pd.DataFrame({"c": c, "r": [0.24, 0.34, 0.33, 0.37, 0.42], "d": [0.79, 0.63, 0.70, 0.90, 0.59],
+                             "w": 0.5, "flops": c * 3.86e8})
+    formula = TinyFormula(frontier)
+    lengthscale = float(formula.gp_d.model.covar_module.base_kernel.lengthscale.detach())
+    assert lengthscale >= smoothest_wiggle(np.log(c)) * 0.999
+    d = formula.predict_many(np.geomspace(c.min(), c.max(), 200))["d"]
+    assert np.ptp(d) < 0.05

@@ -21,6 +21,8 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
+from .deps import import_quietly
+
 FLOP_OPERATORS = ("conv", "linear")
 
 
@@ -41,9 +43,7 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_size: Optional[Sequence[int]] = None) -> int:
     """Multiply-adds of conv + linear layers for one image (fvcore), at ``input_size`` or the model's own size."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # fvcore.nn scripts a loss with the deprecated torch.jit
-        from fvcore.nn import FlopCountAnalysis
+    FlopCountAnalysis = import_quietly("fvcore.nn").FlopCountAnalysis
 
     size = _input_size(model, input_size)
     was_training = model.training

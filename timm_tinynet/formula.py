@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .deps import import_quietly
 from .frontier import load_frontier
 
 FIT_STEPS = 100
@@ -35,14 +36,15 @@ class ExtrapolationWarning(UserWarning):
     """The formula was asked for a c outside the range of its frontier data."""
 
 
-def _make_gp(train_x: torch.Tensor, train_y: torch.Tensor):
-    import gpytorch
+def _make_gp(train_x: torch.Tensor, train_y: torch.Tensor, min_lengthscale: float):
+    gpytorch = import_quietly("gpytorch")
+    rbf = gpytorch.kernels.RBFKernel(lengthscale_constraint=gpytorch.constraints.GreaterThan(min_lengthscale))
 
     class FrontierGP(gpytorch.models.ExactGP):
         def __init__(self, x: torch.Tensor, y: torch.Tensor, likelihood) -> None:
             super().__init__(x, y, likelihood)
             self.mean_module = gpytorch.means.LinearMean(1)
-            self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())
+            self.covar_module = gpytorch.kernels.ScaleKernel(rbf)
 
         def forward(self, x: torch.Tensor):
             return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
@@ -64,7 +66,7 @@ class GP1D:
     final_loss: float
 
     def _raw(self, log_c: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        import gpytorch
+        gpytorch = import_quietly("gpytorch")
 
         self.model.eval()
         self.likelihood.eval()
@@ -88,19 +90,28 @@ class GP1D:
         return mean, std
 
 
+def smoothest_wiggle(log_c: np.ndarray) -> float:
+    """The shortest RBF lengthscale the fit may choose: half the median gap between neighbouring frontier points
+    (in log c). A shorter one lets a noisy frontier's GP bend through every point and back between them, which
+    the monotone mean then flattens into steps; a frontier's trend is smooth at the scale of its sampling."""
+    gaps = np.diff(np.unique(np.asarray(log_c, dtype=float)))
+    return max(float(np.median(gaps)) / 2, 1e-3) if len(gaps) else 1e-3
+
+
 def fit_gp1d(log_c: np.ndarray, log_y: np.ndarray, steps: int = FIT_STEPS, seed: int = 0) -> GP1D:
     """Fit by exact marginal likelihood (L-BFGS, at most ``steps`` iterations) in float64; deterministic."""
-    import gpytorch
+    gpytorch = import_quietly("gpytorch")
 
     x = torch.as_tensor(log_c, dtype=torch.float64).reshape(-1, 1)
     y = torch.as_tensor(log_y, dtype=torch.float64)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, likelihood = _make_gp(x, y)
+        min_lengthscale = smoothest_wiggle(log_c)
+        model, likelihood = _make_gp(x, y, min_lengthscale)
         model.double()
         likelihood.double()
         span = float(x.max() - x.min())
-        model.covar_module.base_kernel.lengthscale = max(span / 2, 1e-3)
+        model.covar_module.base_kernel.lengthscale = max(span / 2, 2 * min_lengthscale)
         model.covar_module.outputscale = max(float(y.var()), 1e-4) if len(y) > 1 else 1.0
         likelihood.noise = 1e-4
         slope = float(np.polyfit(log_c, log_y, 1)[0]) if len(log_c) > 1 else 0.0

@@ -66,6 +66,17 @@ def figure_accuracy_vs_dims(models: pd.DataFrame, out_dir: Path) -> Optional[Pat
     return path
 
 
+def _log_axis_plain(ax) -> None:
+    """A log x axis labelled 0.02, 0.05, 0.1, ...: a study's frontier often spans less than a decade, where
+    matplotlib labels every minor tick in scientific notation and the labels run into each other."""
+    from matplotlib import ticker
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def figure_dims_vs_flops(frontier: pd.DataFrame, formula, out_dir: Path) -> Path:
     """Fig. 3: r, d, w vs FLOPs ratio on the frontier, with the fitted GP mean ± 2 sigma for r and d."""
     plt = _plt()
@@ -77,7 +88,7 @@ def figure_dims_vs_flops(frontier: pd.DataFrame, formula, out_dir: Path) -> Path
             ax.fill_between(c, p[f"{dim}_lo"], p[f"{dim}_hi"], alpha=0.25, label="GP mean ± 2σ")
             ax.plot(c, p[dim], lw=2, label="GP mean")
         ax.scatter(frontier["c"], frontier[dim], color="crimson", zorder=3, label="frontier models")
-        ax.set_xscale("log")
+        _log_axis_plain(ax)
         ax.set_xlabel("FLOPs ratio c")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
