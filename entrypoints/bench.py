@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     try:
         if args.out is not None:
-            from timm_tinynet.export import check_output_path
+            from timm_tinynet.atomic import check_output_path
 
             check_output_path(args.out)  # before the benchmark, not after it
         rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,

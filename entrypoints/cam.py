@@ -63,9 +63,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     import timm_tinynet  # noqa: F401
-    from timm_tinynet.atomic import replace_atomically
+    from timm_tinynet.atomic import check_output_path, replace_atomically
     from timm_tinynet.cam import cam_for_image
-    from timm_tinynet.export import check_output_path, load_model, quiet_hub_retries
+    from timm_tinynet.loading import load_model, quiet_hub_retries
     from timm_tinynet.train import CheckpointError
 
     try:

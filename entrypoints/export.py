@@ -30,7 +30,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     quiet_third_party_warnings()
     import timm_tinynet  # noqa: F401
-    from timm_tinynet.export import check_output_path, export_verified, load_model, quiet_hub_retries
+    from timm_tinynet.atomic import check_output_path
+    from timm_tinynet.export import export_verified
+    from timm_tinynet.loading import load_model, quiet_hub_retries
     from timm_tinynet.train import CheckpointError
 
     try:

@@ -1,11 +1,9 @@
-"""Exporting a model for deployment: ONNX (dynamic batch axis) or TorchScript, verified against PyTorch; and
-what the deployment tools share: the model to work on (checkpoint, pretrained or random) and output checks."""
+"""Exporting a model for deployment: ONNX (dynamic batch axis) or TorchScript, verified against PyTorch."""
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -97,74 +95,3 @@ def export_verified(model: nn.Module, fmt: str, input_size: Sequence[int], path:
 
     replace_atomically(Path(path), write)
     return error[0]
-
-
-def check_output_path(path: Path) -> None:
-    """Raise ValueError unless a file can be written at ``path``: checked before the work, not after it."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as e:
-        raise ValueError(f"cannot write --out {path}: {e.strerror or e}") from None
-
-
-def _is_download_error(e: Exception) -> bool:
-    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("huggingface_hub", "requests", "httpx")
-
-
-def quiet_hub_retries() -> None:
-    """The Hugging Face hub logs every retry of a failing download; the tools report the failure in one line."""
-    try:
-        from huggingface_hub.utils import logging as hub_logging
-    except ImportError:
-        return
-    hub_logging.set_verbosity_error()
-
-
-def load_model(name: Optional[str], model_kwargs: Dict[str, Any], checkpoint: Optional[Path] = None,
-               pretrained: bool = False, num_classes: Optional[int] = None) -> Tuple[nn.Module, Dict[str, Any]]:
-    """The eval-mode model of a deployment tool and its checkpoint ({} without one).
-
-    ``name`` defaults to the checkpoint's arch. The checkpoint's recorded model kwargs (r=, d=, w=, ...) are used
-    when none are given and ``name`` is the checkpoint's own model; the classes follow its classifier. Raises
-    ValueError (or CheckpointError) with a one-line reason."""
-    import timm
-
-    from .train import load_checkpoint, model_state
-    from .train.checkpoint import load_weights
-
-    kwargs = dict(model_kwargs)
-    ckpt: Dict[str, Any] = {}
-    state = None
-    if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        state = model_state(ckpt)
-        arch = ckpt.get("arch")
-        name = name or arch
-        if not kwargs and arch in (None, name):
-            kwargs = dict((ckpt.get("args") or {}).get("model_kwargs") or {})
-        head = [v for k, v in state.items() if k.endswith(("classifier.weight", "fc.weight"))]
-        if head:
-            kwargs["num_classes"] = int(head[0].shape[0])
-    if not name:
-        raise ValueError("--model is required")
-    if not timm.is_model(name):
-        raise ValueError(f"unknown model {name!r}")
-    if num_classes:
-        kwargs["num_classes"] = num_classes
-    try:
-        model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except TypeError as e:
-        raise ValueError(f"cannot build {name} with {kwargs}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - the hub client raises its own types for network trouble
-        if pretrained and _is_download_error(e):
-            raise ValueError(f"the pretrained weights of {name} could not be downloaded ({type(e).__name__}); "
-                             f"check the network (or the Hugging Face cache), or use --checkpoint") from None
-        raise
-    if state is not None:
-        load_weights(model, state, str(checkpoint))
-    return model.eval(), ckpt

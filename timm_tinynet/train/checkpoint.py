@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..atomic import replace_atomically
+from ..loading import first_line
 
 PathLike = Union[str, Path]
 
@@ -65,8 +66,8 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated / foreign files
-        first = _ANSI.sub("", str(e)).strip().splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {first})") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
+                              f"{_ANSI.sub('', first_line(e))})") from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"checkpoint {path} is not a dictionary of states")
     if isinstance(checkpoint.get("args"), argparse.Namespace):

@@ -90,24 +90,16 @@ def set_bn_momentum(model: nn.Module, momentum: Optional[float]) -> None:
 def create_model(args, num_classes: int, meta: bool = False) -> nn.Module:
     """The run's model with its dropout, stochastic depth and BN momentum. ``meta=True`` builds a shape-only
     copy (no weights, no download) to look at the architecture."""
-    import timm
-
-    import timm_tinynet  # noqa: F401  (registers the plugin's models)
     from ..flops import on_meta_device
+    from ..loading import create
 
-    if not timm.is_model(args.model):
-        raise TrainingError(f"unknown model {args.model!r} (see timm.list_models() and the timm_tinynet README)")
     kwargs = dict(args.model_kwargs, num_classes=num_classes)
     if args.drop is not None:
         kwargs["drop_rate"] = args.drop
     if args.drop_path:
         kwargs["drop_path_rate"] = args.drop_path
-    try:
-        with on_meta_device() if meta else nullcontext():
-            model = timm.create_model(args.model, pretrained=args.pretrained and not meta, **kwargs)
-    except (ValueError, RuntimeError, TypeError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrainingError(f"cannot create {args.model!r} with {kwargs}: {first}") from None
+    with on_meta_device() if meta else nullcontext():
+        model = create(args.model, pretrained=args.pretrained and not meta, **kwargs)
     set_bn_momentum(model, args.bn_momentum)
     return model
 

@@ -7,7 +7,6 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import load_checkpoint, load_weights, model_state
 from .data import EVAL_SPLITS, DataError, class_names, eval_loader, eval_transform, find_split, image_folder
 
 
@@ -52,47 +51,24 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
              pretrained: bool = False, use_ema: bool = True, batch_size: int = 64, workers: int = 2,
              img_size: Optional[int] = None, device: Optional[str] = None,
              model_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    import timm
     from timm.data import resolve_data_config
 
-    import timm_tinynet  # noqa: F401  (registers the plugin's models)
-
+    from ..loading import load_model, quiet_hub_retries
     from .engine import TrainingError, evaluate
 
     folder = eval_folder(data_dir, split)
-    state, source, num_classes, class_to_idx = None, "random init", None, None
-    if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        state = model_state(ckpt, prefer_ema=use_ema)
-        source = f"{checkpoint} ({'EMA' if use_ema and ckpt.get('state_dict_ema') else 'model'} weights)"
-        trained = ckpt.get("args") or {}
-        if not model_name or model_name == ckpt.get("arch"):
-            # the checkpoint's own network: its constructor kwargs and training input size
-            model_name = ckpt.get("arch")
-            model_kwargs = model_kwargs or trained.get("model_kwargs") or {}
-            img_size = img_size or trained.get("img_size")
-        head = [v for k, v in state.items() if k.endswith(("classifier.weight", "fc.weight", "head.fc.weight"))]
-        num_classes = int(head[0].shape[0]) if head else None
-        class_to_idx = ckpt.get("class_to_idx")
-    elif pretrained:
-        source = "pretrained weights"
-    else:
+    if checkpoint is None and not pretrained:
         raise DataError("give --checkpoint or --pretrained (a randomly initialised model has nothing to validate)")
-    if not model_name:
-        raise DataError("--model is required (the checkpoint does not name its architecture)")
-    if not timm.is_model(model_name):
-        raise TrainingError(f"unknown model {model_name!r}")
-    kwargs = dict(model_kwargs or {})
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    try:
-        model = timm.create_model(model_name, pretrained=pretrained and checkpoint is None, **kwargs)
-    except (ValueError, RuntimeError, TypeError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        what = "load the pretrained weights of" if pretrained else "create"
-        raise TrainingError(f"cannot {what} {model_name!r} with {kwargs}: {first}") from None
-    if state is not None:
-        load_weights(model, state, str(checkpoint))
+    if pretrained:
+        quiet_hub_retries()
+    model, ckpt = load_model(model_name, model_kwargs or {}, checkpoint, pretrained, prefer_ema=use_ema)
+    model_name = model_name or ckpt.get("arch")
+    source, class_to_idx = "pretrained weights", None
+    if checkpoint is not None:
+        source = f"{checkpoint} ({'EMA' if use_ema and ckpt.get('state_dict_ema') else 'model'} weights)"
+        class_to_idx = ckpt.get("class_to_idx")
+        if model_name == ckpt.get("arch"):
+            img_size = img_size or (ckpt.get("args") or {}).get("img_size")  # the size it was trained at
     if folder.suffix == ".txt":  # a file list carries its labels (and classes.txt its class names)
         dataset = image_folder(folder, min_classes=1)
         if class_to_idx and dataset.reader.class_to_idx != class_to_idx:
