@@ -10,6 +10,7 @@ measure Spearman correlations and fit the tiny formula (whose frontier.csv tinyn
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -107,6 +108,11 @@ def parse_args(argv: Optional[List[str]] = None):
     if args.command == "run":
         if args.executor not in ("local", "ray"):
             parser.error(f"argument --executor: unknown executor {args.executor!r}; choose from local, ray")
+        ray_options = args.ray_address is not None or args.cpus_per_trial != 1.0 or args.gpus_per_trial != 0.0
+        if args.executor == "local" and ray_options:
+            parser.error("--ray-address, --cpus-per-trial and --gpus-per-trial apply to --executor ray")
+        if args.executor == "ray" and args.workers != 1:
+            parser.error("--workers applies to --executor local (Ray runs as many trials as the cluster fits)")
         if args.batch_size is not None:
             args.train_args = ["-b", str(args.batch_size), *train_args]
         from .train import build_parser as train_parser
@@ -160,6 +166,14 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def _demo_settings(marker: Path) -> dict:
+    """The --n/--seed/--epochs a demo folder was made with ({} when unknown)."""
+    try:
+        return json.loads(marker.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
 def cmd_demo(args) -> int:
     from timm_tinynet.demo_data import write_digits_folder
     from timm_tinynet.study.analyze import MARKER
@@ -170,8 +184,13 @@ def cmd_demo(args) -> int:
         raise_error(f"--work {work} is a file, not a folder")
     if work.exists() and any(work.iterdir()) and not (work / DEMO_MARKER).exists():
         raise_error(f"{work} is not empty and was not created by tinynet-study demo; choose another --work")
+    settings = {"n": args.n, "seed": args.seed, "epochs": args.epochs}
+    recorded = _demo_settings(work / DEMO_MARKER)
+    if recorded and recorded != settings:
+        raise_error(f"{work} holds a demo with {', '.join(f'--{k} {v}' for k, v in recorded.items())}; rerun it "
+                    f"with those, or choose another --work")
     work.mkdir(parents=True, exist_ok=True)
-    (work / DEMO_MARKER).touch()
+    (work / DEMO_MARKER).write_text(json.dumps(settings) + "\n")
     data = work / "data"
     if not data.exists():
         counts = write_digits_folder(data, size=32)

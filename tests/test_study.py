@@ -395,6 +395,28 @@ def test_demo_reuses_only_its_own_work_folder(tmp_path, capsys):
     assert sorted(p.name for p in work.iterdir()) == ["plan.csv"]
 
 
+def test_demo_refuses_its_folder_with_other_settings(tmp_path, capsys):
+    work = tmp_path / "study"
+    work.mkdir()
+    (work / ".tinynet-study-demo").write_text('{"n": 12, "seed": 0, "epochs": 3}\n')
+    (work / "plan.csv").write_text("id\n")  # the plan of that demo
+    code = main(["demo", "--work", str(work), "--n", "20", "--out", str(tmp_path / "out")])
+    assert "holds a demo with --n 12, --seed 0, --epochs 3" in _error_line(capsys, code)
+    assert (work / "plan.csv").read_text() == "id\n"
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--ray-address", "auto"], "apply to --executor ray"),
+    (["--gpus-per-trial", "1"], "apply to --executor ray"),
+    (["--executor", "ray", "--workers", "2"], "--workers applies to --executor local"),
+])
+def test_executor_options_must_match_the_executor(tmp_path, capsys, flags, needle):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(tmp_path / "plan.csv"), "--data-dir", str(tmp_path), "--epochs", "1", *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and needle in err
+
+
 # ---- bad input ------------------------------------------------------------------------------------------------
 
 def _error_line(capsys, code):
