@@ -38,20 +38,25 @@ class TrainingError(RuntimeError):
 
 # ---- distributed ---------------------------------------------------------------------------------------------
 
+def resolve_device(device_arg: Optional[str]) -> torch.device:
+    """The ``--device`` asked for (default: CUDA when torch sees a GPU, else the CPU), or a TrainingError."""
+    if not device_arg:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device_arg)
+    except RuntimeError:
+        raise TrainingError(f"--device {device_arg!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"--device {device_arg} asks for CUDA, but torch sees no GPU")
+    return device
+
+
 def init_distributed(device_arg: Optional[str]) -> Dict[str, Any]:
     """Rank, world size and device; initialises the process group when launched by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg:
-        try:
-            device = torch.device(device_arg)
-        except RuntimeError:
-            raise TrainingError(f"--device {device_arg!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise TrainingError(f"--device {device_arg} asks for CUDA, but torch sees no GPU")
-    else:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device_arg)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

@@ -5,8 +5,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import torch
-
 from .data import EVAL_SPLITS, DataError, class_names, eval_loader, eval_transform, find_split, image_folder
 
 
@@ -54,7 +52,7 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
     from timm.data import resolve_data_config
 
     from ..loading import load_model, quiet_hub_retries
-    from .engine import TrainingError, evaluate
+    from .engine import evaluate, resolve_device
 
     folder = eval_folder(data_dir, split)
     if checkpoint is None and not pretrained:
@@ -86,10 +84,7 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
                         f"folder names, e.g. n01440764, are matched by name)")
     data_config = resolve_data_config(model=model, args={"input_size": (3, img_size, img_size)} if img_size else {})
     dataset.transform = eval_transform(data_config)
-    try:
-        run_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise TrainingError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    run_device = resolve_device(device)
     model.to(run_device)
 
     start = time.perf_counter()
