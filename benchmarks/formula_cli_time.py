@@ -1,7 +1,9 @@
 """Wall time of `tinynet-formula --c C` against `python -c "import timm"` on this machine.
 
 The CLI must cost at most 1.5x a bare timm import (issue: the formula runs interactively). Runs both
-commands alternately, reports medians and the ratio, and writes results/formula_cli_timing.csv.
+commands alternately, reports medians and the ratio, and writes results/formula_cli_timing.csv with the date,
+the machine (CPU model and core count) and the load average when it started: timings from a busy machine are
+not comparable with a quiet one's.
 
     python benchmarks/formula_cli_time.py [--repeats 5] [--c 0.25 0.5 0.06]
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
+import os
 import platform
 import statistics
 import subprocess
@@ -23,6 +27,17 @@ def wall(cmd: list) -> float:
     return time.perf_counter() - start
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -31,6 +46,9 @@ def main() -> int:
     args = parser.parse_args()
 
     baseline_cmd = [sys.executable, "-c", "import timm"]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    machine = f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores"
+    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     rows = []
     for c in args.c:
         cli_cmd = [sys.executable, "-m", "timm_tinynet.cli.formula", "--c", str(c)]
@@ -42,7 +60,7 @@ def main() -> int:
         base, cli = statistics.median(base_times), statistics.median(cli_times)
         rows.append({"c": c, "import_timm_s": round(base, 3), "tinynet_formula_s": round(cli, 3),
                      "ratio": round(cli / base, 3), "repeats": args.repeats, "python": platform.python_version(),
-                     "machine": f"{platform.machine()} {platform.processor() or ''}".strip()})
+                     "machine": machine, "date": date, "load_avg_1min": load})
         print(f"c={c:<5} import timm {base:.2f}s  tinynet-formula {cli:.2f}s  ratio {cli / base:.2f} "
               f"({'ok' if cli / base <= 1.5 else 'OVER 1.5'})")
     args.out.parent.mkdir(parents=True, exist_ok=True)

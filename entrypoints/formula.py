@@ -5,26 +5,49 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from ._common import OneLineErrorParser, fraction, print_stdout, quiet_third_party_warnings
+from timm_tinynet.guard import exit_on_termination
+from timm_tinynet.solve import RATIO_WHAT, fraction_problem
+
+from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 RULES = ("tiny", "giant", "r", "d", "w")
+# the keys of --json (one shrink); the optional ones appear only where they apply
+JSON_KEYS = ("c", "baseline", "rule", "r", "r_std", "d", "d_std", "w", "w_eq5", "img_size", "flops", "target_flops",
+             "flops_rel_error", "params", "stage_repeats", "stage_channels", "arch", "create_model", "verified")
+JSON_OPTIONAL_KEYS = ("r_formula", "d_formula", "extrapolating", "nudged_px", "nudged_d", "phi", "tuned_r", "tuned_w")
+
+
+def fraction_arg(what: str = "") -> Callable[[str], float]:
+    """argparse type: a number in (0, 1), refused with the words the Python API uses (``solve.fraction_problem``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        problem = fraction_problem(value, what)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = "fraction"
+    return parse
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = OneLineErrorParser(
         prog="tinynet-formula", description=__doc__,
         epilog="example: tinynet-formula --c 0.25   |   tinynet-formula --c 0.5 --baseline resnet50 --compare")
-    parser.add_argument("--c", type=fraction("a FLOPs ratio for shrinking"), required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
+    parser.add_argument("--c", type=fraction_arg(RATIO_WHAT), required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
     parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", help="network to shrink")
     parser.add_argument("--rule", choices=RULES, default="tiny",
                         help="tiny: the paper's formula (default); giant: inverse EfficientNet compound scaling; "
                              "r, d, w: one dimension alone")
     parser.add_argument("--frontier", metavar="CSV",
                         help="frontier table for the formula (default: the shipped EfficientNet-B0 frontier)")
-    parser.add_argument("--tol", type=fraction(), default=0.01, help="accepted relative FLOPs error (default 0.01)")
+    parser.add_argument("--tol", type=fraction_arg(), default=0.01, help="accepted relative FLOPs error (default 0.01)")
     parser.add_argument("--compare", action="store_true", help="tiny vs giant vs single-dimension rules side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
@@ -109,20 +132,23 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
     from timm_tinynet.formula import ExtrapolationWarning
-    from timm_tinynet.frontier import FrontierError
+    from timm_tinynet.frontier import FrontierError, FrontierWarning
 
+    shown = (FrontierWarning, ExtrapolationWarning)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ExtrapolationWarning)
+        for category in shown:
+            warnings.simplefilter("always", category)
         try:
             info = run(args)
-        except (FrontierError, ValueError) as e:
-            print(f"tinynet-formula: error: {e}", file=sys.stderr)
+        except (FrontierError, ValueError) as e:  # GuardError and UnreachableTargetError are ValueErrors
+            print(f"tinynet-formula: error: {' '.join(str(e).split())}", file=sys.stderr)
             return 2
     for warning in caught:
-        if issubclass(warning.category, ExtrapolationWarning):
+        if issubclass(warning.category, shown):
             print(f"tinynet-formula: warning: {warning.message}", file=sys.stderr)
     if args.json:
         print_stdout(json.dumps(info, indent=2))

@@ -126,3 +126,44 @@ def test_console_script_no_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "tinynet-formula: error: argument --c: must be in (0, 1) (a FLOPs ratio for shrinking), got nan"
+
+
+def test_json_keys_are_the_documented_ones(capsys):
+    from timm_tinynet.cli.formula import JSON_KEYS, JSON_OPTIONAL_KEYS
+
+    for argv, optional in ((["--c", "0.25"], {"r_formula", "d_formula", "extrapolating", "nudged_px"}),
+                           (["--c", "0.5", "--rule", "giant"], {"phi", "tuned_r"})):
+        code, out, err = run(capsys, *argv, "--json")
+        assert code == 0, err
+        keys = list(json.loads(out))
+        assert set(keys) == set(JSON_KEYS) | optional
+        assert optional <= set(JSON_OPTIONAL_KEYS)
+
+
+def test_duplicate_frontier_rows_warn_on_stderr(capsys, tmp_path):
+    path = tmp_path / "frontier.csv"
+    path.write_text(CSV_OK + CSV_OK.split("\n", 1)[1])
+    code, out, err = run(capsys, "--c", "0.3", "--frontier", str(path), "--json")
+    assert code == 0
+    assert "tinynet-formula: warning: frontier file" in err and "3 duplicate row(s) merged" in err
+    single = tmp_path / "single.csv"
+    single.write_text(CSV_OK)
+    code, out_single, _ = run(capsys, "--c", "0.3", "--frontier", str(single), "--json")
+    assert code == 0
+    for key in ("r", "d", "w", "flops"):
+        assert json.loads(out)[key] == json.loads(out_single)[key]
+
+
+@pytest.mark.parametrize("flag,kwarg", [("--tol", "tol"), ("--c", "c")])
+@pytest.mark.parametrize("value", ["nan", "2", "0", "-0.5", "inf"])
+def test_cli_and_api_refuse_a_fraction_with_the_same_words(capsys, flag, kwarg, value):
+    from timm_tinynet import shrink
+
+    argv = ["--c", "0.5", flag, value] if flag == "--tol" else [flag, value]
+    with pytest.raises(SystemExit):
+        main(argv)
+    cli = capsys.readouterr().err.strip().split(f"argument {flag}: ", 1)[1]
+    kwargs = {"c": 0.5, "rule": "r", kwarg: float(value)}
+    with pytest.raises(ValueError) as info:
+        shrink("efficientnet_b0", **kwargs)
+    assert str(info.value) == f"{kwarg} {cli}"

@@ -122,3 +122,22 @@ def test_torch_hub_local():
     spec.loader.exec_module(hubconf)
     assert all(callable(getattr(hubconf, name)) for name in timm_tinynet.MODEL_NAMES)
     assert "timm" in hubconf.dependencies
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"c": 0.5, "tol": float("nan")}, "tol must be in (0, 1), got nan"),
+    ({"c": 0.5, "tol": "0.1"}, "tol must be a number in (0, 1), got '0.1'"),
+    ({"c": 0.5, "tol": 0}, "tol must be in (0, 1), got 0.0"),
+    ({"r": 0.5, "tol": 1.5}, "tol must be in (0, 1), got 1.5"),
+    ({"c": float("nan")}, "c must be in (0, 1) (a FLOPs ratio for shrinking), got nan"),
+    ({"c": "0.5"}, "c must be a number in (0, 1), got '0.5'"),
+    ({"c": 0.5, "rule": ""}, "unknown rule ''; choose from tiny, giant, r, d, w"),
+    ({"c": 0.5, "rule": ["tiny"]}, "unknown rule ['tiny']"),
+    ({"c": 0.5, "frontier": 3}, "frontier must be the path of a frontier CSV file, got int 3"),
+    ({"r": "0.5"}, "r must be a number, got '0.5'"),
+])
+def test_every_argument_is_validated_with_one_line(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        timm.create_model("tinynet", **kwargs)
+    assert str(info.value) == message or str(info.value).startswith(message)
+    assert "\n" not in str(info.value)

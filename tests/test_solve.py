@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -147,3 +148,20 @@ def test_tiny_resolution_floor(tmp_path):
 def test_frontier_only_for_tiny():
     with pytest.raises(ValueError, match="frontier only applies to rule 'tiny'"):
         shrink("efficientnet_b0", 0.5, "giant", frontier="x.csv")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"tol": float("nan")}, "tol must be in (0, 1), got nan"),
+    ({"tol": "0.1"}, "tol must be a number in (0, 1), got '0.1'"),
+    ({"tol": None}, "tol must be a number in (0, 1), got None"),
+    ({"rule": None}, "unknown rule None"),
+    ({"frontier": 1.5}, "frontier must be the path of a frontier CSV file, got float 1.5"),
+])
+def test_shrink_validates_every_argument(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        shrink("efficientnet_b0", 0.5, **kwargs)
+
+
+def test_unknown_unhashable_baseline_is_a_value_error():
+    with pytest.raises(ValueError, match=r"unknown baseline \['resnet50'\]"):
+        shrink(["resnet50"], 0.5)

@@ -17,7 +17,8 @@ from timm.models._registry import generate_default_cfgs
 
 from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline, get_baseline
 from .cube import Cube
-from .solve import DEFAULT_RULE, DEFAULT_TOLERANCE, shrink
+from .frontier import check_frontier_path
+from .solve import DEFAULT_RULE, DEFAULT_TOLERANCE, check_rule, check_tolerance, shrink
 
 __all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "FORMULA_TARGETS",
            "FORMULA_CUBES", "PAPER_MODELS"]
@@ -116,14 +117,21 @@ def _generic_cube(
         tol: float,
         frontier: Optional[str],
 ) -> Cube:
-    """The cube asked for by explicit multipliers (default 1.0) or by a FLOPs ratio and a shrinking rule."""
+    """The cube asked for by explicit multipliers (default 1.0) or by a FLOPs ratio and a shrinking rule.
+
+    Every argument is checked before anything is built, with ``shrink``'s messages (the CLI's wording)."""
+    tol = check_tolerance(tol)
+    if rule is not None:
+        check_rule(rule)
+    if frontier is not None:
+        check_frontier_path(frontier)
     if c is None:
         if rule is not None or frontier is not None:
             raise ValueError("rule and frontier need c (the FLOPs ratio to shrink to)")
         return Cube(1.0 if r is None else r, 1.0 if d is None else d, 1.0 if w is None else w)
     if any(v is not None for v in (r, d, w)):
         raise ValueError("give either c (with a rule) or explicit r/d/w multipliers, not both")
-    return shrink(baseline.name, c, rule or DEFAULT_RULE, tol=tol, frontier=frontier).cube
+    return shrink(baseline.name, c, DEFAULT_RULE if rule is None else rule, tol=tol, frontier=frontier).cube
 
 
 def _generic(variant: str, baseline: Baseline) -> Callable[..., nn.Module]:

@@ -142,7 +142,9 @@ def formula_figure(path, frontier: Optional[str] = None) -> None:
                  if frontier is None else f"Tiny formula on {frontier}")
     from .atomic import replace_atomically
 
-    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    # no "Software" text chunk (it names the matplotlib version): the same figure gives the same bytes, so a
+    # regenerated copy that did not change is no change to git
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png", metadata={"Software": None}))
     plt.close(fig)
 
 

@@ -14,12 +14,14 @@ brackets the step where the target is crossed and takes the nearer side.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, Optional, Tuple
 
 from .baselines import MIN_IMG_SIZE, Baseline, get_baseline
 from .cube import GIANT_DEPTH_BASE, GIANT_RESOLUTION_BASE, GIANT_WIDTH_BASE, MIN_MULTIPLIER, Cube, eq5_width
 from .flops import cube_cost
+from .frontier import check_frontier_path
 
 DEFAULT_TOLERANCE = 0.01
 RULES: Tuple[str, ...] = ("tiny", "giant", "r", "d", "w")
@@ -97,12 +99,45 @@ def _width_rule(r: float, d: float, c: float) -> _Rule:
                  guess=eq5_width(c, r, d))
 
 
+RATIO_WHAT = "a FLOPs ratio for shrinking"
+
+
+def fraction_problem(value: object, what: str = "") -> Optional[str]:
+    """What is wrong with ``value`` as a number strictly between 0 and 1 (None: nothing). The CLI and the Python
+    API word their errors from this one function: ``must be in (0, 1), got nan``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"must be a number in (0, 1), got {value!r}"
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        pass
+    if not 0.0 < value < 1.0:  # NaN fails this too
+        return f"must be in (0, 1){f' ({what})' if what else ''}, got {value!r}"
+    return None
+
+
+def check_fraction(name: str, value: object, what: str = "") -> float:
+    """``value`` as a float in (0, 1); ``ValueError('<name> must be in (0, 1), got ...')`` otherwise."""
+    problem = fraction_problem(value, what)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}")
+    return float(value)
+
+
 def check_ratio(c: float) -> float:
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or math.isnan(c):
-        raise ValueError(f"c must be a number in (0, 1), got {c!r}")
-    if not 0.0 < c < 1.0:
-        raise ValueError(f"c must be in (0, 1) (shrinking only), got {c}")
-    return float(c)
+    """The FLOPs ratio ``c``: a number in (0, 1) (the rules shrink only)."""
+    return check_fraction("c", c, RATIO_WHAT)
+
+
+def check_tolerance(tol: float) -> float:
+    """The accepted relative FLOPs error ``tol``: a number in (0, 1)."""
+    return check_fraction("tol", tol)
+
+
+def check_rule(rule: object) -> str:
+    if not isinstance(rule, str) or rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    return rule
 
 
 def bracket(
@@ -237,16 +272,19 @@ def shrink(
     """The cube of ``baseline`` that ``rule`` gives for the FLOPs budget ``c * C0``.
 
     ``frontier`` (rule ``tiny`` only) is a frontier CSV for the formula; default: the shipped EfficientNet-B0
-    frontier. Raises ``UnreachableTargetError`` when the rule cannot get within ``tol`` (relative) of the
-    target: below the rule's floor (e.g. EfficientNet-B0 at minimum depth still has 173M FLOPs), or when the
-    target falls inside a step of the discrete architecture.
+    frontier. Every argument is checked first (``ValueError`` naming it, in the words of ``tinynet-formula``'s
+    errors: ``tol must be in (0, 1), got nan``). Raises ``UnreachableTargetError`` when the rule cannot get within
+    ``tol`` (relative) of the target: below the rule's floor (e.g. EfficientNet-B0 at minimum depth still has 173M
+    FLOPs), or when the target falls inside a step of the discrete architecture.
     """
     c = check_ratio(c)
     base = get_baseline(baseline)
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
-    if frontier is not None and rule != "tiny":
-        raise ValueError(f"a frontier only applies to rule 'tiny', not {rule!r}")
+    rule = check_rule(rule)
+    tol = check_tolerance(tol)
+    if frontier is not None:
+        check_frontier_path(frontier)
+        if rule != "tiny":
+            raise ValueError(f"a frontier only applies to rule 'tiny', not {rule!r}")
     c0 = cube_cost(base.name, Cube())[0]
     target = c * c0
     extras: Dict[str, float] = {}

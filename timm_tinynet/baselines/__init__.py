@@ -14,7 +14,7 @@ BASELINES: Dict[str, Baseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, R
 def get_baseline(name: str) -> Baseline:
     try:
         return BASELINES[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name (a list, a dict)
         raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
 
 
