@@ -12,7 +12,8 @@ import os
 import sys
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, int_at_least, non_negative_int, number, positive_int, quiet_third_party_warnings
+from ._common import (IMG_SIZE_MAX, IMG_SIZE_MIN, KeyValues, OneLineErrorParser, img_size, non_negative_int, number,
+                      positive_int, quiet_third_party_warnings, seed_int)
 
 PROBABILITY = number(0.0, 1.0)
 RATE = number(0.0, 1.0, hi_open=True)  # dropout, stochastic depth, label smoothing
@@ -36,11 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--initial-checkpoint", default=None,
                    help="start a new run from these weights (a tinynet-train checkpoint or a state dict)")
     g.add_argument("--num-classes", type=positive_int, default=None, help="default: number of class folders")
-    g.add_argument("--img-size", type=int_at_least(32), default=None, help="input size (default: the model's own, int(224*r))")
+    g.add_argument("--img-size", type=img_size, default=None,
+                   help=f"input size, {IMG_SIZE_MIN}..{IMG_SIZE_MAX} (default: the model's own, int(224*r))")
     g.add_argument("--drop", type=RATE, default=None, help="dropout before the classifier")
     g.add_argument("--drop-path", type=RATE, default=None, help="stochastic depth rate")
     g.add_argument("--bn-momentum", type=number(0.0, 1.0, lo_open=True), default=None,
                    help="BatchNorm momentum in the PyTorch sense, 1 - TF's (the recipe's 0.01 is TF's 0.99)")
+    g.add_argument("--bn-warmup", action="store_true", default=None,
+                   help="BatchNorm statistics warm-up: the t-th update weighs the new batch by max(momentum, 1/(t+1)) "
+                        "(default: on from random weights, off with --pretrained / --initial-checkpoint)")
+    g.add_argument("--no-bn-warmup", dest="bn_warmup", action="store_false")
+    g.add_argument("--precise-bn", type=non_negative_int, default=None, metavar="IMAGES",
+                   help="before each evaluation re-estimate BatchNorm statistics from this many training images "
+                        "(default: 1024 for a run shorter than 100/momentum steps, else 0 = off)")
     g.add_argument("--channels-last", action="store_true")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA)")
     g = p.add_argument_group("recipe and optimisation")
@@ -68,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-ema", action="store_true", default=None, help="keep an EMA of the weights")
     g.add_argument("--no-model-ema", dest="model_ema", action="store_false")
     g.add_argument("--model-ema-decay", type=number(0.0, 1.0, hi_open=True), default=None)
-    g.add_argument("--model-ema-warmup", action="store_true", help="ramp the EMA decay up (short runs)")
+    g.add_argument("--model-ema-warmup", action="store_true", default=None,
+                   help="EMA decay min(decay, (1+t)/(10+t)) at update t, TF's ExponentialMovingAverage(num_updates) "
+                        "as in the official EfficientNet code (recipe default: on)")
+    g.add_argument("--no-model-ema-warmup", dest="model_ema_warmup", action="store_false")
     g = p.add_argument_group("augmentation")
     g.add_argument("--aa", default=None, help="timm auto-augment policy, e.g. rand-m9-mstd0.5 ('none' to disable)")
     g.add_argument("--scale", type=number(0.0, 1.0, lo_open=True), nargs=2, default=(0.08, 1.0), metavar=("MIN", "MAX"),
@@ -83,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--amp", action="store_true", help="mixed precision (CUDA: float16 or bfloat16; CPU: bfloat16)")
     g.add_argument("--amp-dtype", choices=("float16", "bfloat16"), default="float16")
     g.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
-    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--seed", type=seed_int, default=42, help="random seed, 0 <= seed < 2**32 (default 42)")
     g.add_argument("--log-interval", type=positive_int, default=50)
     return p
 
@@ -114,6 +126,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import exit_on_termination
+
+    exit_on_termination()  # SIGTERM/SIGHUP: temporary files removed and the run folder's lock released
     args = parse_args(argv)
     quiet_third_party_warnings()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from timm_tinynet.cli.train import main as train_main
 from timm_tinynet.cli.validate import main as validate_main
-from timm_tinynet.train import RECIPES, apply_recipe, default_recipe_for, scaled_lr
+from timm_tinynet.train import RECIPES, apply_recipe, default_recipe_for, load_checkpoint, scaled_lr
 
 COLORS = [(220, 40, 40), (40, 200, 60), (50, 70, 230)]
 
@@ -114,8 +114,12 @@ def test_validate_reads_the_checkpoint(data, tmp_path, capsys):
     import json
 
     result = json.loads(results.read_text())
-    assert result["top1"] == pytest.approx(float(last["ema_eval_top1"]), abs=1e-3)  # EMA weights by default
-    assert "EMA" in capsys.readouterr().out
+    # by default the weights the checkpoint names as the better of the two on the validation set
+    chosen = load_checkpoint(run / "last.pth.tar")["eval_weights"]
+    best = max(float(last["eval_top1"]), float(last["ema_eval_top1"]))
+    assert float(last["ema_eval_top1" if chosen == "ema" else "eval_top1"]) == best
+    assert result["top1"] == pytest.approx(best, abs=1e-3)
+    assert ("(EMA weights)" if chosen == "ema" else "(model weights)") in capsys.readouterr().out
     assert validate_main(["--data-dir", str(data), "--checkpoint", str(run / "last.pth.tar"), "-j", "0",
                           "--no-ema", "--results-file", str(tmp_path / "raw.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "raw.csv")))

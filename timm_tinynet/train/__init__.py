@@ -1,12 +1,13 @@
 """Training on timm's components: the paper's recipes, checkpoints, the loop."""
+from ..guard import GuardError
 from ..loading import ModelLoadError
 from .checkpoint import CheckpointError, load_checkpoint, model_state
 from .data import DataError
 from .engine import TrainingError, run
 from .recipes import RECIPES, apply_recipe, default_recipe_for, scaled_lr
 
-# what a training entrypoint reports as a one-line error (bad data, model, checkpoint or options)
-TrainingFailure = (TrainingError, DataError, CheckpointError, ModelLoadError)
+# what a training entrypoint reports as a one-line error (bad data, model, checkpoint, options or files)
+TrainingFailure = (TrainingError, DataError, CheckpointError, ModelLoadError, GuardError)
 
 __all__ = ["CheckpointError", "DataError", "RECIPES", "TrainingError", "TrainingFailure", "apply_recipe",
            "default_recipe_for", "load_checkpoint", "model_state", "run", "scaled_lr"]

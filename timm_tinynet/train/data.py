@@ -1,11 +1,30 @@
-"""Image-folder datasets and loaders from timm's data pipeline (transforms, RandAugment, dataset readers)."""
+"""Image-folder datasets and loaders from timm's data pipeline (transforms, RandAugment, dataset readers).
+
+Unreadable images: when a folder is opened, a few of its images (evenly spread, at most ``PROBE_IMAGES``) are
+decoded; if none of them decodes, the folder is refused (``DataError``) before any training. An image that cannot be
+decoded later is skipped with a warning naming the file: in training the next readable image takes its place (the
+batch keeps its size, so the schedule and a resumed run's steps stay the same), in evaluation it is left out of
+the metrics. Nothing decodes the whole dataset up front.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from timm.data import ImageDataset
 from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data.dataloader import default_collate
+
+from ..loading import first_line
+
+_logger = logging.getLogger("timm_tinynet.data")
+
+PROBE_IMAGES = 16  # images decoded when a folder is opened (cheap even for ImageNet)
+MAX_SKIPPED_IN_A_ROW = 50  # consecutive unreadable images after which a training sample gives up
 
 TRAIN_SPLITS = ("train", "training")
 EVAL_SPLITS = ("validation", "val", "valid", "eval", "evaluation")
@@ -66,25 +85,105 @@ class FileListReader:
         return [self.filename(i, basename, absolute) for i in range(len(self))]
 
 
-def image_folder(path: Path, min_classes: int = 2, class_map: Optional[Dict[str, int]] = None):
-    """timm's ``ImageDataset`` over a class-folder tree (or a file list), with at least ``min_classes`` classes."""
-    from timm.data import ImageDataset
+def _decode(path: str):
+    """The RGB image at ``path``; an exception naming the problem when it cannot be decoded. A pipe, device or
+    folder named like an image is refused without being opened (opening a pipe would block)."""
+    from PIL import Image
 
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError("not a regular file")
+    with Image.open(path) as image:
+        return image.convert("RGB")  # decodes every pixel, so a truncated file fails here
+
+
+def _reason(error: BaseException, path: str = "") -> str:
+    """The error in a few words, without the path it is reported with."""
+    text = " ".join(str(error).split())
+    if path:
+        text = text.replace(f" '{path}'", "").replace(f" {path}", "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class CheckedImageDataset(ImageDataset):
+    """timm's ImageDataset that names an unreadable image in a warning and goes on without it:
+    ``skip_unreadable=False`` (training) substitutes the next readable image, ``True`` (evaluation) returns None,
+    which :func:`collate_readable` leaves out."""
+
+    skip_unreadable = False
+
+    def __getitem__(self, index: int):
+        first = index
+        for _ in range(min(MAX_SKIPPED_IN_A_ROW, len(self))):
+            path, target = self.reader.samples[index]
+            try:
+                img = _decode(str(path))
+                break
+            except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, zlib errors...
+                _logger.warning(f"warning: skipped unreadable image {path} ({_reason(e, str(path))})")
+                if self.skip_unreadable:
+                    return None
+                index = (index + 1) % len(self)
+        else:
+            raise DataError(f"{min(MAX_SKIPPED_IN_A_ROW, len(self))} images in a row from "
+                            f"{self.reader.samples[first][0]} on cannot be decoded; check the data folder")
+        if self.transform is not None:
+            img = self.transform(img)
+        if target is None:
+            target = -1
+        elif self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+
+def probe_images(dataset, folder: Path, count: int = PROBE_IMAGES) -> List[str]:
+    """Decode up to ``count`` images spread evenly over ``dataset``; DataError when none decodes, else the
+    unreadable ones' paths (warned about, and skipped when the loader meets them)."""
+    n = len(dataset)
+    indices = range(n) if n <= count else sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})
+    bad = []
+    for index in indices:
+        path = str(dataset.reader.samples[index][0])
+        try:
+            _decode(path)
+        except Exception as e:  # noqa: BLE001
+            bad.append((path, _reason(e, path)))
+    if len(bad) == len(indices):
+        checked = "the only image" if len(indices) == 1 else f"any of the {len(indices)} images checked"
+        raise DataError(f"{folder}: cannot decode {checked} (e.g. {bad[0][0]}: {bad[0][1]}); is it an image "
+                        f"folder?")
+    for path, reason in bad:
+        _logger.warning(f"warning: unreadable image {path} ({reason}); it will be skipped")
+    return [path for path, _ in bad]
+
+
+def image_folder(path: Path, min_classes: int = 2, class_map: Optional[Dict[str, int]] = None,
+                 probe: bool = True):
+    """timm's ``ImageDataset`` over a class-folder tree (or a file list), with at least ``min_classes`` classes,
+    whose unreadable images are skipped with a warning naming them (see the module's docstring)."""
     try:
         if path.suffix == ".txt":
-            dataset = ImageDataset(str(path.parent), reader=FileListReader(path))
+            dataset = CheckedImageDataset(str(path.parent), reader=FileListReader(path))
         else:
-            dataset = ImageDataset(str(path), class_map=class_map)
+            dataset = CheckedImageDataset(str(path), class_map=class_map)
     except DataError:
         raise
     except Exception as e:  # timm raises a bare RuntimeError for an empty folder
-        raise DataError(f"{path}: {e}") from None
+        raise DataError(f"{path}: {first_line(e)}") from None
     classes = {label for _, label in dataset.reader.samples} if path.suffix == ".txt" else dataset.reader.class_to_idx
     if len(dataset) == 0:
         raise DataError(f"{path} contains no images")
     if len(classes) < min_classes:
         raise DataError(f"{path} has {len(classes)} class(es); classification needs at least {min_classes}")
+    if probe:
+        probe_images(dataset, path)
     return dataset
+
+
+def collate_readable(batch):
+    """``default_collate`` of the samples that could be read (None: an unreadable image); None when none could."""
+    samples = [sample for sample in batch if sample is not None]
+    return default_collate(samples) if samples else None
 
 
 def load_splits(data_dir: Path, train_split: Optional[str], val_split: Optional[str]):
@@ -154,5 +253,7 @@ def eval_loader(dataset, batch_size: int, workers: int, rank: int, world_size: i
     """This rank's contiguous share of the evaluation set, without padding (metrics are summed across ranks)."""
     n = len(dataset)
     start, stop = n * rank // world_size, n * (rank + 1) // world_size
+    if hasattr(dataset, "skip_unreadable"):
+        dataset.skip_unreadable = True  # an unreadable image is left out of the metrics, not replaced
     return DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, shuffle=False,
-                      num_workers=workers, pin_memory=pin_memory)
+                      num_workers=workers, pin_memory=pin_memory, collate_fn=collate_readable)

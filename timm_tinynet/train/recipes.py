@@ -17,6 +17,9 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         bn_momentum=0.01,  # PyTorch convention; TensorFlow's BN momentum 0.99
         drop=0.2, drop_path=0.0, model_ema=True, model_ema_decay=0.9999, aa="rand-m9-mstd0.5",
         epochs=450, smoothing=0.1,
+        # TF's ExponentialMovingAverage(num_updates=global_step), as the official EfficientNet code: the decay is
+        # min(0.9999, (1 + t) / (10 + t)) at update t (engine.ModelEma)
+        model_ema_warmup=True,
     ),
     # ResNets: SGD, 90 epochs, x0.1 every 30
     "resnet": dict(
@@ -24,7 +27,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         lr_base=0.4, lr_base_size=1024,
         sched="step", decay_epochs=30, decay_rate=0.1, warmup_epochs=0, warmup_lr=1e-6, min_lr=0.0,
         bn_momentum=None, drop=0.0, drop_path=0.0, model_ema=False, model_ema_decay=0.9999, aa=None,
-        epochs=90, smoothing=0.0,
+        epochs=90, smoothing=0.0, model_ema_warmup=True,
     ),
 }
 RECIPE_FIELDS = tuple(RECIPES["tinynet"])

@@ -52,6 +52,7 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
     from timm.data import resolve_data_config
 
     from ..loading import load_model, quiet_hub_retries
+    from .checkpoint import eval_weights
     from .engine import evaluate, resolve_device
 
     folder = eval_folder(data_dir, split)
@@ -63,7 +64,7 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
     model_name = model_name or ckpt.get("arch")
     source, class_to_idx = "pretrained weights", None
     if checkpoint is not None:
-        source = f"{checkpoint} ({'EMA' if use_ema and ckpt.get('state_dict_ema') else 'model'} weights)"
+        source = f"{checkpoint} ({'EMA' if eval_weights(ckpt, use_ema) == 'ema' else 'model'} weights)"
         class_to_idx = ckpt.get("class_to_idx")
         if model_name == ckpt.get("arch"):
             img_size = img_size or (ckpt.get("args") or {}).get("img_size")  # the size it was trained at
