@@ -3,7 +3,8 @@ or ``torch.hub.load('/path/to/checkout', 'tinynet_c', source='local')``.
 
 Every model of the plugin is exposed under its timm name and takes timm's ``create_model`` kwargs.
 """
-dependencies = ["torch", "timm", "fvcore"]
+# what torch.hub checks before loading: every third-party module the models import, c= (the tiny formula's GPs) too
+dependencies = ["torch", "timm", "fvcore", "numpy", "pandas", "gpytorch"]
 
 import timm as _timm
 

@@ -24,6 +24,14 @@ def write_atomic(path: Union[str, Path], text: str) -> None:
     write_text(path, text)
 
 
+def report_error(prog: str, error: Union[BaseException, str]) -> int:
+    """Print ``prog: error: <reason>`` as one line on stderr; the exit status 2 of a refused input."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    print(f"{prog}: error: {line}", file=sys.stderr)
+    return 2
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line ('prog: error: ...') with exit code 2."""
 
@@ -40,23 +48,45 @@ def print_stdout(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``minimum``."""
+def int_in_range(minimum: int, limit: Optional[int] = None, what: str = "an integer",
+                 too_large: str = "", out_of_range: str = "") -> Callable[[str], int]:
+    """argparse type: an integer with ``minimum <= value`` and, when ``limit`` is given, ``value <= limit``;
+    ``out_of_range`` replaces the bound in the message ('must be <out_of_range>, got <value>')."""
+    def refuse(bound: str, value: int) -> NoReturn:
+        raise argparse.ArgumentTypeError(f"must be {out_of_range or bound}, got {value}")
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+            refuse(f">= {minimum}", value)
+        if limit is not None and value > limit:
+            refuse(f"<= {limit}{too_large}", value)
         return value
 
     parse.__name__ = f"int>={minimum}"
     return parse
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+    return int_in_range(minimum)
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+# numpy and torch accept seeds below 2**32 everywhere
+seed_int = int_in_range(0, 2 ** 32 - 1, what="an integer seed", out_of_range="a seed in [0, 2**32)")
+# 32 px is the smallest input these networks' five stride-2 stages take; 1024 px is above every resolution the
+# EfficientNet / TinyNet / GhostNet / ResNet families are defined at (EfficientNet-L2's 800 px is timm's largest),
+# while a digit more (10240) would allocate tens of GB per image before failing
+IMG_SIZE_MIN, IMG_SIZE_MAX = 32, 1024
+img_size = int_in_range(IMG_SIZE_MIN, IMG_SIZE_MAX, too_large=" pixels (larger than any model here is defined at)")
+
+
+seed_int.__name__ = "seed"
 
 
 def number(lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False, hi_open: bool = False,

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings
+from ._common import (OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings,
+                      report_error)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -25,6 +26,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="write the rows to this CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.models:
@@ -54,13 +56,21 @@ def format_rows(rows) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import GuardError, check_output_file, exit_on_termination
+
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
     import timm
 
-    import timm_tinynet  # noqa: F401
+    import timm_tinynet  # noqa: F401  (registers the plugin's models)
     from timm_tinynet.bench import bench_models
 
+    if args.out is not None:
+        try:
+            check_output_file(args.out, "--out", overwrite=args.overwrite)  # before the benchmark, not after it
+        except GuardError as e:
+            return report_error("tinynet-bench", e)
     unknown = [m for m in args.models if not timm.is_model(m)]
     if unknown:
         print(f"tinynet-bench: error: unknown model(s): {', '.join(unknown)}", file=sys.stderr)
@@ -74,15 +84,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                   file=sys.stderr)
             return 2
     try:
-        if args.out is not None:
-            from timm_tinynet.atomic import check_output_path
-
-            check_output_path(args.out)  # before the benchmark, not after it
         rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,
                             args.device, args.amp, args.channels_last, args.reference)
     except ValueError as e:
-        print(f"tinynet-bench: error: {e}", file=sys.stderr)
-        return 2
+        return report_error("tinynet-bench", e)
     print_stdout(f"{args.backend} on {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
                  f"{args.repeats} runs after {args.warmup} warm-up\n" + format_rows(rows))
     if args.out is not None:
@@ -90,7 +95,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         from ._common import write_atomic
 
-        write_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+        try:
+            write_atomic(args.out, pd.DataFrame(rows).to_csv(index=False))
+        except OSError as e:
+            return report_error("tinynet-bench", f"cannot write --out {args.out}: {e.strerror or e}")
     return 0
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, non_negative_int, number, quiet_third_party_warnings
+from ._common import KeyValues, OneLineErrorParser, number, quiet_third_party_warnings, report_error, seed_int
 
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat")
 
@@ -24,25 +24,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     image.add_argument("--skimage", choices=SKIMAGE_PHOTOS, help="a photo shipped with scikit-image")
     p.add_argument("--class-index", type=int, default=None, help="explain this class (default: the top prediction)")
     p.add_argument("--alpha", type=number(0.0, 1.0), default=0.5, help="opacity of the heat map, 0..1")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+    p.add_argument("--seed", type=seed_int, default=0,
                    help="seed of the random initialisation (without --pretrained / --checkpoint)")
     p.add_argument("--out", type=Path, required=True, help="image to write (.png; or .jpg, ...)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p.parse_args(argv)
 
 
 def load_image(args):
+    """The --image (or --skimage photo) as RGB; ValueError with the reason when it cannot be one."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if args.skimage:
         import skimage.data
 
         return Image.fromarray(getattr(skimage.data, args.skimage)()).convert("RGB")
-    if not args.image.is_file():
-        raise ValueError(f"image {args.image} does not exist")
+    from timm_tinynet.guard import MAX_IMAGE_BYTES, check_input_file
+
+    check_input_file(args.image, "--image", MAX_IMAGE_BYTES)
     try:
-        return Image.open(args.image).convert("RGB")
-    except (UnidentifiedImageError, OSError):
-        raise ValueError(f"{args.image} is not an image PIL can read") from None
+        with warnings.catch_warnings():
+            # PIL warns above MAX_IMAGE_PIXELS and raises above twice that; both are refused here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(args.image) as image:
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"--image {args.image} is too large to decode safely (a decompression bomb?): "
+                         f"{str(e).strip().splitlines()[0]}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # PIL raises these for broken files
+        raise ValueError(f"--image {args.image} is not an image PIL can read") from None
 
 
 def check_image_path(path: Path) -> str:
@@ -58,22 +70,31 @@ def check_image_path(path: Path) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_input_file,
+                                    check_output_file, exit_on_termination)
+
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
     import torch
 
-    import timm_tinynet  # noqa: F401
-    from timm_tinynet.atomic import check_output_path, replace_atomically
+    from timm_tinynet.atomic import replace_atomically
     from timm_tinynet.cam import cam_for_image
     from timm_tinynet.loading import load_model, quiet_hub_retries
     from timm_tinynet.train import CheckpointError
 
     try:
         fmt = check_image_path(args.out)
-        check_output_path(args.out)
+        inputs = [(flag, path) for flag, path in (("--image", args.image), ("--checkpoint", args.checkpoint))
+                  if path is not None]
+        if args.image is not None:
+            check_input_file(args.image, "--image", MAX_IMAGE_BYTES)
+        if args.checkpoint is not None:
+            check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
+        check_output_file(args.out, "--out", inputs, args.overwrite)
+        image = load_image(args)
         if args.pretrained:
             quiet_hub_retries()
-        image = load_image(args)
         torch.manual_seed(args.seed)  # the random initialisation, when neither weights nor checkpoint are given
         model, checkpoint = load_model(args.model, args.model_kwargs, args.checkpoint, args.pretrained)
         names = None
@@ -86,10 +107,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             info = ImageNetInfo()
             names = [info.index_to_description(i) for i in range(1000)]
         picture, result = cam_for_image(model, image, args.class_index, args.alpha, names)
-    except (CheckpointError, ValueError, RuntimeError) as e:
-        print(f"tinynet-cam: error: {e}", file=sys.stderr)
-        return 2
-    replace_atomically(args.out, lambda tmp: picture.save(tmp, format=fmt))
+        replace_atomically(args.out, lambda tmp: picture.save(tmp, format=fmt))
+    except (CheckpointError, GuardError, ValueError, RuntimeError, OSError) as e:
+        return report_error("tinynet-cam", e)
     label = (lambda i: names[i]) if names else (lambda i: f"class {i}")
     print(f"{args.out}: {picture.width}x{picture.height} CAM of {label(result.class_index)} "
           f"(p={result.probability:.3f}); top-5: " + ", ".join(f"{label(i)} {p:.3f}" for i, p in result.top5))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, number, positive_int, quiet_third_party_warnings
+from ._common import KeyValues, OneLineErrorParser, number, positive_int, quiet_third_party_warnings, report_error
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -22,33 +22,42 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--img-size", type=positive_int, default=None, help="default: the model's own input size")
     p.add_argument("--opset", type=positive_int, default=17)
     p.add_argument("--atol", type=number(0.0), default=1e-4, help="max abs logit difference accepted in verification")
+    p.add_argument("--rtol", type=number(0.0), default=1e-5,
+                   help="plus this fraction of the logit's size (float32 rounding grows with it)")
     p.add_argument("--out", type=Path, required=True, help="output file (.onnx / .pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_input_file, check_output_file,
+                                    exit_on_termination)
+
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
-    import timm_tinynet  # noqa: F401
-    from timm_tinynet.atomic import check_output_path
     from timm_tinynet.export import export_verified
     from timm_tinynet.loading import load_model, quiet_hub_retries
     from timm_tinynet.train import CheckpointError
 
     try:
-        check_output_path(args.out)
+        inputs = []
+        if args.checkpoint is not None:
+            check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
+            inputs.append(("--checkpoint", args.checkpoint))
+        check_output_file(args.out, "--out", inputs, args.overwrite)
         if args.pretrained:
             quiet_hub_retries()
         model, checkpoint = load_model(args.model, args.model_kwargs, args.checkpoint, args.pretrained,
                                        args.num_classes)
         name = args.model or checkpoint.get("arch")
         size = model.pretrained_cfg["input_size"] if args.img_size is None else (3, args.img_size, args.img_size)
-        error = export_verified(model, args.format, size, args.out, args.opset, args.atol)
-    except (CheckpointError, ValueError, RuntimeError) as e:
-        print(f"tinynet-export: error: {e}", file=sys.stderr)
-        return 2
+        error = export_verified(model, args.format, size, args.out, args.opset, args.atol, args.rtol)
+    except (CheckpointError, GuardError, ValueError, RuntimeError, OSError) as e:
+        return report_error("tinynet-export", e)
     print(f"{args.out}: {name} as {args.format}, input (batch, {size[0]}, {size[1]}, {size[2]}), dynamic batch; "
-          f"verified against PyTorch at batch 1 and 3: max abs logit error {error:.2e} (<= {args.atol:g})")
+          f"verified against PyTorch at batch 1 and 3: max abs logit error {error:.2e} "
+          + (f"(<= {args.atol:g})" if error <= args.atol else f"(<= {args.atol:g} + {args.rtol:g} x |logit|)"))
     return 0
 
 

@@ -5,7 +5,8 @@ measure Spearman correlations and fit the tiny formula (whose frontier.csv tinyn
   tinynet-study run plan.csv --data-dir /data/imagenet100 --epochs 100 -b 128 [--executor ray] [-- TRAIN FLAGS]
       (exit status 1 when a trial failed)
   tinynet-study analyze results.csv --out analysis/
-  tinynet-study demo            (a complete small study on scikit-learn's digits, ~15 min on 2 CPU cores)
+  tinynet-study demo            (a complete small study on scikit-learn's digits, ~15 min on 2 CPU cores;
+                                 tables and figures in output/study-demo/results, or --out FOLDER)
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import OneLineErrorParser, fraction, non_negative_int, number, positive_int, quiet_third_party_warnings
+from ._common import (OneLineErrorParser, fraction, number, positive_int, quiet_third_party_warnings, report_error,
+                      seed_int)
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 # The demo: small, low-resolution models on 32px digits, trained briefly with a fast AdamW override recipe.
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw a plan of twisted models")
     s.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0")
     s.add_argument("--n", type=positive_int, default=100)
-    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--seed", type=seed_int, default=0)
     for dim in ("r", "d", "w"):
         s.add_argument(f"--{dim}-range", nargs=2, type=number(0.0, lo_open=True), default=(0.35, 2.8),
                        metavar=("MIN", "MAX"))
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--giant-c", nargs="*", type=fraction("a FLOPs ratio for shrinking"), default=[],
                    help="add inverse-giant-formula reference models at these ratios")
     s.add_argument("--out", type=Path, required=True, help="plan CSV to write")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out plan")
 
     r = sub.add_parser("run", help="train every planned model (resumable)")
     r.add_argument("plan", type=Path)
@@ -87,10 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="a complete small study on scikit-learn's digits")
     d.add_argument("--work", type=Path, default=Path("output/study-demo"), help="data, trials and checkpoints")
-    d.add_argument("--out", type=Path, default=Path("results/demo"), help="where the tables and figures go")
+    d.add_argument("--out", type=Path, default=Path("output/study-demo/results"),
+                   help="where the tables and figures go (the committed ones: --out results/demo)")
     d.add_argument("--n", type=positive_int, default=12)
     d.add_argument("--epochs", type=positive_int, default=3)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=seed_int, default=0)
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace files in --out that an earlier demo did not write")
     return parser
 
 
@@ -126,11 +132,11 @@ def parse_args(argv: Optional[List[str]] = None):
 
 
 def cmd_sample(args) -> int:
+    from timm_tinynet.guard import check_output_file
     from timm_tinynet.study.sample import sample_plan
     from timm_tinynet.study.tables import PLAN_COLUMNS, write_csv_atomic
 
-    if args.out.exists():
-        raise_error(f"{args.out} already exists; choose a new plan file")
+    check_output_file(args.out, "--out", overwrite=getattr(args, "overwrite", False))
     plan = sample_plan(args.baseline, args.n, args.seed, tuple(args.r_range), tuple(args.d_range),
                        tuple(args.w_range), tuple(args.flops_range), args.target_c, giant_c=tuple(args.giant_c))
     write_csv_atomic(args.out, plan.to_dict("records"), PLAN_COLUMNS)
@@ -168,47 +174,80 @@ def cmd_analyze(args) -> int:
 
 def _demo_settings(marker: Path) -> dict:
     """The --n/--seed/--epochs a demo folder was made with ({} when unknown)."""
+    from timm_tinynet.guard import KB, check_input_file
+
     try:
-        return json.loads(marker.read_text() or "{}")
-    except (OSError, ValueError):
+        settings = json.loads(check_input_file(marker, DEMO_MARKER, 64 * KB).read_text() or "{}")
+    except (OSError, ValueError):  # GuardError (a missing file, or a pipe in its place) is a ValueError
         return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+DEMO_OUTPUTS = ("plan.csv", "results.csv")  # with the analysis files, what the demo copies to --out
+
+
+def check_demo_out(work: Path, out: Path, overwrite: bool) -> None:
+    """--out of the demo, before any work: not --work itself or one of the folders the demo writes in it, and
+    its files either new or written by an earlier demo (its manifest), unless ``overwrite``."""
+    from timm_tinynet.guard import check_output_dir
+    from timm_tinynet.study.analyze import ANALYSIS_FILES
+
+    target, work_dir = (Path(p).expanduser().absolute().resolve() for p in (out, work))
+    if target == work_dir:
+        raise_error(f"--out {out} is the demo's --work folder; choose another --out (e.g. {work / 'results'})")
+    for name in ("data", "trials", "analysis"):
+        inner = work_dir / name
+        if target == inner or inner in target.parents:
+            raise_error(f"--out {out} is {'' if target == inner else 'inside '}the {name} folder of --work {work}; "
+                        f"choose another --out")
+    check_output_dir(out, "--out", (*DEMO_OUTPUTS, *ANALYSIS_FILES), overwrite=overwrite)
 
 
 def cmd_demo(args) -> int:
+    from timm_tinynet.atomic import replace_atomically, write_text
     from timm_tinynet.demo_data import write_digits_folder
-    from timm_tinynet.study.analyze import MARKER
+    from timm_tinynet.guard import LOCK_NAME, folder_lock, manifest_files, record_outputs
+    from timm_tinynet.study.analyze import ANALYSIS_FILES
 
     start = time.perf_counter()
     work = args.work
     if work.exists() and not work.is_dir():
         raise_error(f"--work {work} is a file, not a folder")
-    if work.exists() and any(work.iterdir()) and not (work / DEMO_MARKER).exists():
+    if (work.exists() and any(p.name != LOCK_NAME for p in work.iterdir())
+            and not (work / DEMO_MARKER).exists()):
         raise_error(f"{work} is not empty and was not created by tinynet-study demo; choose another --work")
     settings = {"n": args.n, "seed": args.seed, "epochs": args.epochs}
     recorded = _demo_settings(work / DEMO_MARKER)
     if recorded and recorded != settings:
         raise_error(f"{work} holds a demo with {', '.join(f'--{k} {v}' for k, v in recorded.items())}; rerun it "
                     f"with those, or choose another --work")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / DEMO_MARKER).write_text(json.dumps(settings) + "\n")
-    data = work / "data"
-    if not data.exists():
-        counts = write_digits_folder(data, size=32)
-        print(f"{data}: {counts['train']} train / {counts['validation']} validation digit images, 32px")
-    plan = work / "plan.csv"
-    if not plan.exists():
-        cmd_sample(argparse.Namespace(
-            baseline="efficientnet_b0", n=args.n, seed=args.seed, r_range=(0.15, 0.45), d_range=(0.35, 1.4),
-            w_range=(0.35, 1.4), flops_range=(0.01, 0.12), target_c=None, giant_c=[0.1, 0.05, 0.025], out=plan))
-    code = cmd_run(argparse.Namespace(
-        plan=plan, results=work / "results.csv", data_dir=data, epochs=args.epochs, train_args=DEMO_TRAIN_ARGS,
-        trials_dir=work / "trials", executor="local", workers=1, ray_address=None, cpus_per_trial=1.0,
-        gpus_per_trial=0.0, retry_failed=False))
-    cmd_analyze(argparse.Namespace(results=work / "results.csv", out=work / "analysis", keep_fraction=0.2))
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in [plan, work / "results.csv", *sorted((work / "analysis").iterdir())]:
-        if path.name != MARKER:  # it names a path on this machine
-            shutil.copy2(path, args.out / path.name)
+    check_demo_out(work, args.out, args.overwrite)
+    with folder_lock(work, "--work"):
+        write_text(work / DEMO_MARKER, json.dumps(settings) + "\n")
+        data = work / "data"
+        if not data.exists():
+            counts = write_digits_folder(data, size=32)
+            print(f"{data}: {counts['train']} train / {counts['validation']} validation digit images, 32px")
+        plan = work / "plan.csv"
+        if not plan.exists():
+            cmd_sample(argparse.Namespace(
+                baseline="efficientnet_b0", n=args.n, seed=args.seed, r_range=(0.15, 0.45), d_range=(0.35, 1.4),
+                w_range=(0.35, 1.4), flops_range=(0.01, 0.12), target_c=None, giant_c=[0.1, 0.05, 0.025], out=plan))
+        code = cmd_run(argparse.Namespace(
+            plan=plan, results=work / "results.csv", data_dir=data, epochs=args.epochs, train_args=DEMO_TRAIN_ARGS,
+            trials_dir=work / "trials", executor="local", workers=1, ray_address=None, cpus_per_trial=1.0,
+            gpus_per_trial=0.0, retry_failed=False))
+        cmd_analyze(argparse.Namespace(results=work / "results.csv", out=work / "analysis", keep_fraction=0.2))
+        args.out.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for path in [plan, work / "results.csv", *sorted((work / "analysis").iterdir())]:
+            if path.name in (*DEMO_OUTPUTS, *ANALYSIS_FILES):  # not analysis.json: it names a path on this machine
+                replace_atomically(args.out / path.name, lambda tmp, source=path: shutil.copyfile(source, tmp))
+                copied.append(path.name)
+        for name in manifest_files(args.out) - set(copied):  # an earlier demo's output this one did not make
+            if name in ANALYSIS_FILES:
+                (args.out / name).unlink(missing_ok=True)
+        record_outputs(args.out, copied, "tinynet-study demo")
     print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; tables and figures in {args.out}")
     return code
 
@@ -222,6 +261,9 @@ def raise_error(message: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import GuardError, exit_on_termination
+
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
     from timm_tinynet.frontier import FrontierError
@@ -230,9 +272,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = {"sample": cmd_sample, "run": cmd_run, "analyze": cmd_analyze, "demo": cmd_demo}
     try:
         return commands[args.command](args)
-    except (StudyError, FrontierError, _UsageError) as e:
-        print(f"tinynet-study: error: {e}", file=sys.stderr)
-        return 2
+    except (StudyError, FrontierError, GuardError, _UsageError) as e:
+        return report_error("tinynet-study", e)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,22 @@ from typing import List, Optional
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import MAX_SCRIPT_BYTES, GuardError, check_input_file, exit_on_termination
+
+    exit_on_termination()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
     if not argv:
-        print("usage: tinynet-timm-train SCRIPT [ARGS ...]\ntinynet-timm-train: error: give the script to run (e.g. "
-              "pytorch-image-models/train.py) and its arguments", file=sys.stderr)
+        print("tinynet-timm-train: error: give the script to run and its arguments (usage: tinynet-timm-train "
+              "SCRIPT [ARGS ...], e.g. pytorch-image-models/train.py)", file=sys.stderr)
         return 2
     script = Path(argv[0])
-    if not script.is_file():
-        print(f"tinynet-timm-train: error: script {script} does not exist", file=sys.stderr)
+    try:
+        check_input_file(script, "script", MAX_SCRIPT_BYTES)
+    except GuardError as e:
+        print(f"tinynet-timm-train: error: {e}", file=sys.stderr)
         return 2
     import timm_tinynet  # noqa: F401  (registers the models before the script creates one)
 

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import KeyValues, OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings, write_atomic
+from ._common import (KeyValues, OneLineErrorParser, img_size, non_negative_int, positive_int, print_stdout,
+                      quiet_third_party_warnings, report_error, write_atomic)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -25,27 +26,44 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--no-ema", dest="use_ema", action="store_false", help="use the raw weights, not the EMA")
     p.add_argument("-b", "--batch-size", type=positive_int, default=64)
     p.add_argument("-j", "--workers", type=non_negative_int, default=2)
-    p.add_argument("--img-size", type=positive_int, default=None)
+    p.add_argument("--img-size", type=img_size, default=None, help="input size (default: the checkpoint's or the model's)")
     p.add_argument("--device", default=None)
     p.add_argument("--results-file", type=Path, default=None, help="write the result as .csv or .json")
-    args = p.parse_args(argv)
-    if args.results_file is not None and args.results_file.suffix not in (".csv", ".json"):
-        p.error(f"--results-file must end in .csv or .json, got {args.results_file}")
-    return args
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --results-file")
+    return p.parse_args(argv)
+
+
+def check_files(args: argparse.Namespace) -> None:
+    """The inputs and the output, before any work: GuardError with the reason."""
+    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_input_dir, check_input_file,
+                                    check_output_file)
+
+    inputs = [("--data-dir", args.data_dir)]
+    check_input_dir(args.data_dir, "--data-dir")
+    if args.checkpoint is not None:
+        check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
+        inputs.append(("--checkpoint", args.checkpoint))
+    if args.results_file is not None:
+        check_output_file(args.results_file, "--results-file", inputs, args.overwrite)
+        if args.results_file.suffix not in (".csv", ".json"):
+            raise GuardError(f"--results-file must end in .csv or .json, got {args.results_file}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from timm_tinynet.guard import GuardError, exit_on_termination
+
+    exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
     from timm_tinynet.train import TrainingFailure
     from timm_tinynet.train.validate import validate
 
     try:
+        check_files(args)
         result = validate(args.model, args.data_dir, args.split, args.checkpoint, args.pretrained, args.use_ema,
                           args.batch_size, args.workers, args.img_size, args.device, args.model_kwargs)
-    except TrainingFailure as e:
-        print(f"tinynet-validate: error: {e}", file=sys.stderr)
-        return 2
+    except (GuardError, *TrainingFailure) as e:
+        return report_error("tinynet-validate", e)
     print_stdout(f"{result['model']} ({result['weights']}) on {result['images']} images of {result['data']} at "
                  f"{result['input_size']}px: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
                  f"loss {result['loss']:.4f}")
@@ -58,7 +76,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             writer.writeheader()
             writer.writerow(result)
             text = buffer.getvalue()
-        args.results_file.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(args.results_file, text)
     return 0
 

@@ -225,3 +225,102 @@ def test_cam_bad_input(tmp_path, capsys):
 def test_crop_box_matches_timms_eval_crop():
     left, top, right, bottom = crop_box(400, 300, 224, 0.875)
     assert right - left == pytest.approx(224 / (256 / 300)) and (left + right) / 2 == pytest.approx(200)
+
+
+# ---- outputs never replace an input or a file the user did not ask to replace ----------------------------------
+
+def fake_bench(monkeypatch):
+    rows = [{"model": "tinynet_e", "input_size": 106, "flops_m": 24.3, "median_ms": 1.0, "p10_ms": 1.0,
+             "p90_ms": 1.0, "img_per_s": 1000.0}]
+    monkeypatch.setattr("timm_tinynet.bench.bench_models", lambda *a, **k: rows)
+
+
+def test_bench_keeps_an_existing_csv_unless_overwrite(tmp_path, capsys, monkeypatch):
+    fake_bench(monkeypatch)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,value\nkeep,1\n")
+    assert bench_main(["--models", "tinynet_e", "--out", str(notes)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert notes.read_text() == "name,value\nkeep,1\n"
+    assert bench_main(["--models", "tinynet_e", "--out", str(notes), "--overwrite"]) == 0
+    assert notes.read_text().startswith("model,")
+
+
+def test_export_never_writes_over_its_checkpoint(tmp_path, capsys):
+    ckpt = tinynet_checkpoint(tmp_path / "t.pth.tar")
+    before = ckpt.read_bytes()
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(ckpt), "--overwrite"]) == 2
+    assert "is also the input --checkpoint" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+
+
+def test_export_replaces_an_earlier_export_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    argv = ["--model", "tinynet", "--model-kwargs", "r=0.3", "d=0.3", "w=0.3", "--format", "torchscript",
+            "--out", str(out)]
+    out.write_bytes(b"an earlier export")
+    assert export_main(argv) == 2 and "already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"an earlier export"
+    assert export_main([*argv, "--overwrite"]) == 0 and out.read_bytes() != b"an earlier export"
+
+
+def test_cam_never_writes_over_its_image(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(photo)
+    before = photo.read_bytes()
+    assert cam_main(["--model", "tinynet_e", "--image", str(photo), "--out", str(photo), "--overwrite"]) == 2
+    assert "is also the input --image" in capsys.readouterr().err
+    assert photo.read_bytes() == before
+    out = tmp_path / "cam.png"
+    assert cam_main(["--model", "tinynet_e", "--image", str(photo), "--out", str(out)]) == 0
+    assert cam_main(["--model", "tinynet_e", "--image", str(photo), "--out", str(out)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert cam_main(["--model", "tinynet_e", "--image", str(photo), "--out", str(out), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("side", [10_000, 100_000])  # PIL warns above ~89 Mpixels and refuses above twice that
+def test_cam_refuses_a_decompression_bomb(tmp_path, capsys, side):
+    from bad_inputs_io import png_header
+
+    bomb = png_header(tmp_path / "bomb.png", side, side)
+    assert cam_main(["--model", "tinynet_e", "--image", str(bomb), "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is too large to decode safely (a decompression bomb?)" in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cam_image_that_is_a_pipe_does_not_block(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    assert cam_main(["--model", "tinynet_e", "--image", str(tmp_path / "pipe"), "--out", str(tmp_path / "o.png")]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
+
+
+def test_hubconf_lists_every_third_party_module_the_models_import():
+    """torch.hub checks ``dependencies`` before loading: each module that building tinynet(c=...) imports from
+    the plugin's code (gpytorch and pandas for the tiny formula) must be listed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import ast, sys\n"
+        "import hubconf\n"
+        "hubconf.tinynet(c=0.3)\n"
+        "found = set()\n"
+        "for name in [n for n in sys.modules if n.startswith('timm_tinynet')]:\n"
+        "    for node in ast.walk(ast.parse(open(sys.modules[name].__file__).read())):\n"
+        "        if isinstance(node, ast.Import):\n"
+        "            found |= {a.name.split('.')[0] for a in node.names}\n"
+        "        elif isinstance(node, ast.ImportFrom) and node.level == 0:\n"
+        "            found.add(node.module.split('.')[0])\n"
+        "        elif isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'import_quietly':\n"
+        "            found.add(node.args[0].value.split('.')[0])\n"
+        "print(' '.join(sorted(found - set(sys.stdlib_module_names) - {'timm_tinynet'})))\n"
+        "print(' '.join(hubconf.dependencies))\n")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    imported, listed = (set(line.split()) for line in proc.stdout.strip().splitlines()[-2:])
+    assert {"gpytorch", "pandas"} <= imported and imported <= listed, imported - listed

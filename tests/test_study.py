@@ -1,5 +1,6 @@
 """tinynet-study: sampling, the trial runner (local and Ray), analysis, and bad input."""
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from pathlib import Path
 
 from timm_tinynet.cli.study import main
 from timm_tinynet.cube import Cube
@@ -116,7 +118,8 @@ def test_sampler_give_up_rule(found, counted, n, hopeless):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--seed", "-1"], "--seed: must be >= 0"), (["--target-c", "nan"], "--target-c"),
+    (["--seed", "-1"], "--seed: must be a seed in [0, 2**32), got -1"),
+    (["--seed", str(2 ** 32)], "--seed: must be a seed in [0, 2**32)"), (["--target-c", "nan"], "--target-c"),
     (["--giant-c", "0"], "--giant-c: must be in (0, 1)"), (["--r-range", "0.3", "inf"], "--r-range"),
 ])
 def test_sample_cli_rejects_bad_numbers(tmp_path, capsys, argv, message):
@@ -317,6 +320,37 @@ def test_driver_killed_loses_no_finished_result(study, tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_stops_the_driver_and_its_trials(study, tmp_path):
+    """SIGTERM (a scheduler's stop) ends the driver at once: its running trials are killed, not waited for, its
+    locks are released and no half-written file is left; a re-run resumes."""
+    root, data = study
+    results = tmp_path / "results.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.study",
+                             *run_args(root, data, results, "--workers", "2")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    trials = tmp_path / "trials"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(p.is_dir() for p in trials.glob("r00*")):
+        time.sleep(0.2)  # a trial process has started writing its run folder
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert code == 128 + signal.SIGTERM and "Traceback" not in stderr
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(trials) not in ps  # no orphaned trial process
+    from timm_tinynet.guard import folder_lock
+
+    with folder_lock(trials, "--trials-dir"), driver_lock(results):  # both released
+        pass
+
+
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_study_goes_on(study, tmp_path, capsys):
     root, data = study
     plan = pd.read_csv(root / "plan.csv")
@@ -384,6 +418,92 @@ def test_a_second_driver_on_the_same_results_is_refused(study, tmp_path, capsys)
     with driver_lock(results):
         line = _error_line(capsys, main(run_args(root, data, results)))
     assert "another driver is running on" in line and not results.exists()
+
+
+def test_a_second_driver_on_the_same_trials_folder_is_refused(study, tmp_path, capsys):
+    """Two drivers with different --results but one --trials-dir would train into the same trial folders."""
+    from timm_tinynet.guard import GuardError, folder_lock
+    from timm_tinynet.study.trials import run_study
+
+    root, data = study
+    trials = tmp_path / "trials"
+    with folder_lock(trials, "--trials-dir"):  # the first driver, mid-run
+        with pytest.raises(GuardError, match=f"--trials-dir {trials} is in use by pid {os.getpid()}"):
+            run_study(root / "plan.csv", tmp_path / "b.csv", data, 1, TRAIN_FLAGS[1:], trials)
+        argv = run_args(root, data, tmp_path / "c.csv")
+        assert f"--trials-dir {trials} is in use" in _error_line(capsys, main(argv))
+    assert not (tmp_path / "b.csv").exists() and not (tmp_path / "c.csv").exists()
+    assert sorted(p.name for p in trials.iterdir()) == [".tinynet.lock"]  # no trial was started
+
+
+@pytest.mark.parametrize("where,message", [
+    ("plan", "--results {path} is also the input plan"),
+    ("data", "lies inside the input folder --data-dir"),
+])
+def test_run_never_writes_over_an_input(study, tmp_path, capsys, where, message):
+    root, data = study
+    results = root / "plan.csv" if where == "plan" else data / "results.csv"
+    before = (root / "plan.csv").read_bytes()
+    line = _error_line(capsys, main(run_args(root, data, results)))
+    assert message.format(path=results) in line
+    assert (root / "plan.csv").read_bytes() == before and not (data / "results.csv").exists()
+
+
+def test_run_refuses_a_foreign_results_file(study, tmp_path, capsys):
+    root, data = study
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,value\nkeep,1\n")
+    assert "lacks column(s)" in _error_line(capsys, main(run_args(root, data, notes)))
+    assert notes.read_text() == "name,value\nkeep,1\n"
+
+
+def test_plan_that_is_a_pipe_does_not_block(tmp_path, capsys):
+    os.mkfifo(tmp_path / "plan.csv")
+    code = main(["run", str(tmp_path / "plan.csv"), "--data-dir", str(tmp_path), "--epochs", "1"])
+    assert "plan " + str(tmp_path / "plan.csv") + " is not a regular file" in _error_line(capsys, code)
+
+
+def test_sample_replaces_a_plan_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "plan.csv"
+    out.write_text("mine\n")
+    argv = ["sample", "--n", "2", "--r-range", "0.3", "1", "--flops-range", "0.05", "0.8", "--out", str(out)]
+    assert "already exists; pass --overwrite" in _error_line(capsys, main(argv))
+    assert out.read_text() == "mine\n"
+    assert main([*argv, "--overwrite"]) == 0 and out.read_text().startswith("id,")
+
+
+def test_demo_writes_outside_the_committed_results_by_default():
+    from timm_tinynet.cli.study import build_parser
+
+    args = build_parser().parse_args(["demo"])
+    assert args.out == Path("output/study-demo/results") and args.work == Path("output/study-demo")
+
+
+def test_committed_demo_may_be_regenerated_without_overwrite():
+    """results/demo lists its files in its manifest: an explicit --out results/demo may replace them."""
+    from timm_tinynet.cli.study import check_demo_out
+    from timm_tinynet.guard import manifest_files
+
+    demo = Path(__file__).resolve().parents[1] / "results" / "demo"
+    files = {p.name for p in demo.iterdir() if not p.name.startswith(".")}
+    assert manifest_files(demo) == files
+    check_demo_out(Path("output/study-demo"), demo, overwrite=False)
+
+
+@pytest.mark.parametrize("out,message", [
+    ("work", "is the demo's --work folder"),
+    ("work/trials/x", "is inside the trials folder of --work"),
+    ("theirs", "already holds plan.csv, which this command did not write"),
+])
+def test_demo_checks_its_out_before_any_work(tmp_path, capsys, monkeypatch, out, message):
+    import timm_tinynet.demo_data as demo_data
+
+    monkeypatch.setattr(demo_data, "write_digits_folder", lambda *a, **k: pytest.fail("worked before checking"))
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "plan.csv").write_text("mine\n")
+    code = main(["demo", "--work", str(tmp_path / "work"), "--out", str(tmp_path / out)])
+    assert message in _error_line(capsys, code)
+    assert (tmp_path / "theirs" / "plan.csv").read_text() == "mine\n" and not (tmp_path / "work").exists()
 
 
 def test_demo_reuses_only_its_own_work_folder(tmp_path, capsys):

@@ -100,3 +100,42 @@ def test_train_and_validate_read_the_file_lists(tmp_path, capsys):
     assert validate_main(["--data-dir", str(out), "--checkpoint", str(tmp_path / "run" / "last.pth.tar"),
                           "-j", "0"]) == 0
     assert "on 12 images of " + str(out / "val.txt") in capsys.readouterr().out
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("inside", ["x", "train/new", "val/n00000001/sub"])
+def test_the_imagenet_folder_never_gains_anything(imagenet, capsys, inside):
+    before = _tree(imagenet)
+    assert main(["--imagenet", str(imagenet), "--out", str(imagenet / inside), "--classes", "2",
+                 "--train-per-class", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lies inside the input folder --imagenet" in err[0]
+    assert _tree(imagenet) == before
+
+
+def test_an_interrupted_subset_leaves_no_half_folder(imagenet, tmp_path, monkeypatch):
+    import os
+
+    calls = []
+
+    def symlink(source, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        os.symlink(source, target)
+
+    monkeypatch.setattr("timm_tinynet.subset.os.symlink", symlink)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--imagenet", str(imagenet), "--out", str(tmp_path / "in100"), "--classes", "2",
+              "--train-per-class", "2"])
+    assert list(tmp_path.iterdir()) == []  # neither the subset nor its temporary folder
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 32), "1.5"])
+def test_bad_seed(imagenet, tmp_path, capsys, seed):
+    with pytest.raises(SystemExit) as e:
+        main(["--imagenet", str(imagenet), "--out", str(tmp_path / "o"), "--seed", seed])
+    assert e.value.code == 2 and "--seed: must be" in capsys.readouterr().err

@@ -41,15 +41,3 @@ def write_text(path: PathLike, text: str) -> Path:
 
     return replace_atomically(path, write)
 
-
-def check_output_path(path: PathLike) -> None:
-    """Raise ValueError unless a file can be written at ``path``: checked before the work, not after it."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as e:
-        raise ValueError(f"cannot write --out {path}: {e.strerror or e}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -57,15 +58,49 @@ def plan_subset(root: Path, num_classes: int = 100, train_per_class: int = 500, 
     return SubsetPlan(chosen, train, val)
 
 
+OUTPUT_NAMES = ("classes.txt", "train", "val", "train.txt", "val.txt")
+
+
+def check_out(root: Path, out: Path) -> None:
+    """Before any work: ``out`` is a new (or empty) folder outside the ImageNet folder, where files can be written;
+    SubsetError (or the guard's GuardError) otherwise."""
+    from .guard import check_input_dir, check_output_dir
+
+    check_input_dir(root, "--imagenet")
+    check_output_dir(out, "--out", OUTPUT_NAMES, [("--imagenet", root)])
+    if out.is_dir() and any(out.iterdir()):
+        raise SubsetError(f"output {out} already exists and is not empty; choose a new folder")
+
+
 def write_subset(plan: SubsetPlan, root: Path, out: Path, mode: str = "symlink", train_split: str = "train",
                  val_split: str = "val") -> Dict[str, int]:
-    """Materialise the plan under ``out``: symlinks (default), copies, or file lists. Never overwrites."""
+    """Materialise the plan under ``out``: symlinks (default), copies, or file lists. Never overwrites, never
+    writes inside ``root``, and builds the subset in a temporary folder beside ``out`` that is renamed into place
+    when complete, so an interrupted run leaves no half subset."""
     if mode not in MODES:
         raise SubsetError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SubsetError(f"output {out} already exists and is not empty; choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(root, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        counts = _materialise(plan, root, work, mode, train_split, val_split)
+        os.chmod(work, 0o777 & ~_umask())
+        os.rename(work, out)  # replaces an empty folder; fails (nothing lost) if one appeared meanwhile
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return counts
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _materialise(plan: SubsetPlan, root: Path, out: Path, mode: str, train_split: str,
+                 val_split: str) -> Dict[str, int]:
     counts = {"classes": len(plan.classes), "train": 0, "val": 0}
     lists: Dict[str, List[str]] = {"train": [], "val": []}
     for out_split, src_split, chosen in (("train", train_split, plan.train), ("val", val_split, plan.val)):

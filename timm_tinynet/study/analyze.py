@@ -90,19 +90,24 @@ def analyze(results: pd.DataFrame, keep_fraction: float = KEEP_FRACTION) -> Anal
 
 def check_out_dir(out_dir: Path, results_path: Path) -> None:
     """``out_dir`` may be new, empty, or an earlier analysis of the same results file (its files are replaced);
-    anything else is refused rather than mixed with or overwritten."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StudyError(f"--out {out_dir} is a file, not a folder")
+    anything else is refused rather than mixed with or overwritten. It must not be or hold the results file, and
+    it must be writable: all checked before any work."""
+    from ..guard import LOCK_NAME, MANIFEST, MB, check_input_file, check_output_dir
+
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, "--out", (*ANALYSIS_FILES, MARKER), [("results", results_path)], overwrite=True)
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return
     try:
-        recorded = json.loads((out_dir / MARKER).read_text())["results"]
-    except (OSError, ValueError, KeyError, TypeError):
+        marker = check_input_file(out_dir / MARKER, MARKER, MB)  # a regular file: a pipe there never blocks us
+        recorded = json.loads(marker.read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):  # GuardError is a ValueError
         raise StudyError(f"{out_dir} is not empty and is not an analysis folder (no {MARKER}); choose a new "
                          f"--out") from None
     if recorded != str(Path(results_path).resolve()):
         raise StudyError(f"{out_dir} holds the analysis of {recorded}; choose another --out")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in (*ANALYSIS_FILES, MARKER))
+    ours = (*ANALYSIS_FILES, MARKER, MANIFEST, LOCK_NAME)
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
     if foreign:
         raise StudyError(f"{out_dir} holds files that are not analysis outputs ({', '.join(foreign[:3])}); "
                          f"choose another --out")

@@ -35,14 +35,16 @@ def write_csv_atomic(path: Path, rows: Iterable[Dict], columns: Sequence[str]) -
 
 
 def _read(path: Path, what: str, columns: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise StudyError(f"{what} {path} does not exist")
+    from ..guard import MAX_TABLE_BYTES, check_input_file
+
+    check_input_file(path, what, MAX_TABLE_BYTES)  # a regular file of bounded size: a pipe never blocks the read
     try:
         df = pd.read_csv(path, dtype={"id": str})
     except pd.errors.EmptyDataError:
         raise StudyError(f"{what} {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise StudyError(f"{what} {path} is not a readable CSV: {e}") from None
+    except ValueError as e:  # pandas' ParserError, a UnicodeDecodeError of a binary file, ...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StudyError(f"{what} {path} is not a readable CSV: {reason}") from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise StudyError(f"{what} {path} lacks column(s) {', '.join(missing)}")

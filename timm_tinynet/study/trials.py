@@ -1,6 +1,7 @@
 """Training every planned model: one tinynet-train process per trial, run locally or as Ray tasks.
 
-The driver is the only writer of the results table (a lock file keeps a second driver off it) and rewrites it
+The driver is the only writer of the results table (a lock file keeps a second driver off it) and of the trials
+folder (a second driver with other --results but the same --trials-dir is refused too), and rewrites the table
 atomically after each finished trial, so killing the driver (even with SIGKILL) loses no finished result.
 Re-running skips trials already in the table and restarts interrupted ones from their last checkpoint. Before
 anything runs, the results table and every trial folder are checked against the plan (same baseline, r, d, w;
@@ -13,23 +14,28 @@ import csv
 import ctypes
 import fcntl
 import math
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import pandas as pd
 
 from ..baselines import get_baseline
+from ..guard import folder_lock
 from . import StudyError
 from .tables import PLAN_COLUMNS, RESULT_COLUMNS, read_plan, read_results, rows_of, write_csv_atomic
 
 EXECUTORS = ("local", "ray")
+STOP_GRACE_S = 10.0  # how long a stopped driver lets its trials clean up before it kills them
 RAY_CONNECT_TIMEOUT_S = 10.0
 
 
@@ -50,9 +56,10 @@ def _summary(trial_dir: Path) -> List[Dict[str, str]]:
 
 
 def _metric(row: Dict[str, str], name: str) -> float:
-    """The EMA's metric when the run kept one, else the model's."""
-    value = row.get(f"ema_eval_{name}") or row.get(f"eval_{name}")
-    return float(value)
+    """The better of the raw weights' and the EMA's metric (as tinynet-train picks its best weights), or the raw
+    weights' when the run kept no EMA."""
+    values = [float(v) for v in (row.get(f"eval_{name}"), row.get(f"ema_eval_{name}")) if v not in (None, "")]
+    return max(values)
 
 
 def _same(a, b) -> bool:
@@ -121,6 +128,54 @@ def trial_command(spec: Dict) -> List[str]:
     return cmd
 
 
+_RUNNING: Set[subprocess.Popen] = set()  # the trial processes of this driver, killed when it is stopped
+_RUNNING_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set once the driver is stopped: no further trial process starts
+
+
+def _run_child(cmd: List[str]) -> Tuple[int, str]:
+    """Run a trial process to its end: (exit code, stderr). Stopping the driver (Ctrl-C, SIGTERM) stops it too."""
+    with _RUNNING_LOCK:
+        if _STOPPING.is_set():
+            raise StudyError("the study was stopped")
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_die_with_parent)
+        _RUNNING.add(proc)
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:
+        _stop([proc])
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+    return proc.returncode, stderr
+
+
+def _stop(procs: Sequence[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM, so each trial removes its temporary files and releases its run folder (tinynet-train ends through
+    SystemExit); SIGKILL for any still running after ``grace_s`` seconds."""
+    for proc in procs:
+        try:
+            proc.terminate()
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _stop_running() -> None:
+    with _RUNNING_LOCK:
+        _STOPPING.set()
+        running = list(_RUNNING)
+    _stop(running)
+
+
 def run_trial(spec: Dict) -> Dict:
     """Train one planned model to ``spec['epochs']`` epochs (resuming if it was interrupted) and report.
     ``wall_time_s`` of a finished trial is its training time over all epochs, resumed or not."""
@@ -129,10 +184,10 @@ def run_trial(spec: Dict) -> Dict:
     row = {k: spec[k] for k in PLAN_COLUMNS}
     done = _summary(trial_dir)
     if len(done) < spec["epochs"]:
-        proc = subprocess.run(trial_command(spec), capture_output=True, text=True, preexec_fn=_die_with_parent)
-        if proc.returncode != 0:
-            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-            error = lines[-1] if lines else f"exit code {proc.returncode}"
+        returncode, stderr = _run_child(trial_command(spec))
+        if returncode != 0:
+            lines = [line for line in stderr.strip().splitlines() if line.strip()]
+            error = lines[-1] if lines else f"exit code {returncode}"
             return dict(row, top1="", top5="", epochs=len(_summary(trial_dir)),
                         wall_time_s=round(time.perf_counter() - start, 1), status="failed", error=error[:500])
         done = _summary(trial_dir)
@@ -143,14 +198,22 @@ def run_trial(spec: Dict) -> Dict:
 
 
 def _execute_local(specs: Sequence[Dict], workers: int, on_result: Callable[[Dict], None]) -> None:
+    _STOPPING.clear()
     if workers == 1:
         for spec in specs:
             on_result(run_trial(spec))
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # threads only wait on trial processes
+    pool = ThreadPoolExecutor(max_workers=workers)  # threads only wait on trial processes
+    try:
         futures = [pool.submit(run_trial, spec) for spec in specs]
         for future in as_completed(futures):
             on_result(future.result())
+    except BaseException:  # stopped (Ctrl-C, SIGTERM) or failed: no trial may run on, nor the pool wait for one
+        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_running()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _check_reachable(address: str) -> None:
@@ -214,13 +277,47 @@ def _execute_ray(specs: Sequence[Dict], address: Optional[str], cpus: float, gpu
 def driver_lock(results_path: Path) -> Iterator[Path]:
     """Hold <results>.lock for the whole run: a second driver on the same results would overwrite rows."""
     lock_path = results_path.with_name(results_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as f:
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        raise StudyError(f"cannot lock --results {results_path}: {lock_path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe put in its place
+        os.close(fd)
+        raise StudyError(f"cannot lock --results {results_path}: {lock_path} is not a regular file")
+    with os.fdopen(fd, "a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StudyError(f"another driver is running on {results_path} (it holds {lock_path})") from None
         yield lock_path
+
+
+def _check_files(plan_path: Path, results_path: Path, data_dir: Path, trials_dir: Path,
+                 epochs: int) -> pd.DataFrame:
+    """The plan, the data and where the study writes, before anything runs (GuardError / StudyError): the results
+    table and the trial folders never replace or land inside an input. An existing results table is resumed, so
+    it must be one (read_results refuses any other file rather than overwrite it)."""
+    from ..guard import check_input_dir, check_not_an_input, check_output_dir, check_output_file
+
+    check_input_dir(data_dir, "--data-dir")
+    plan = read_plan(plan_path)
+    inputs = [("plan", plan_path), ("--data-dir", data_dir)]
+    check_output_file(results_path, "--results", inputs, overwrite=True)
+    check_output_dir(trials_dir, "--trials-dir", inputs=inputs, overwrite=True)
+    for trial in plan["id"].astype(str):
+        check_not_an_input(trials_dir / trial, f"trial {trial}'s folder", inputs)
+    if _resolved(results_path).parent == _resolved(trials_dir) and results_path.name in set(plan["id"].astype(str)):
+        raise StudyError(f"--results {results_path} is the folder of one of the plan's trials; use another name")
+    if results_path.exists():  # refused before any lock file is made beside it (checked again under the lock)
+        problem = results_plan_problem(plan, read_results(results_path), epochs)
+        if problem:
+            raise StudyError(f"results {results_path} {problem}; use another --results")
+    return plan
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.abspath(path)).resolve()
 
 
 def run_study(
@@ -244,10 +341,10 @@ def run_study(
         raise StudyError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if workers < 1:
         raise StudyError(f"--workers must be >= 1, got {workers}")
-    if not Path(data_dir).is_dir():
-        raise StudyError(f"data dir {data_dir} does not exist")
-    plan = read_plan(plan_path)
-    with driver_lock(results_path):
+    plan_path, results_path = Path(plan_path), Path(results_path)
+    trials_dir = Path(trials_dir or results_path.parent / "trials")
+    plan = _check_files(plan_path, results_path, Path(data_dir), trials_dir, epochs)
+    with driver_lock(results_path), folder_lock(trials_dir, "--trials-dir"):
         results = read_results(results_path, allow_missing=True)
         problem = results_plan_problem(plan, results, epochs)
         if problem:
@@ -255,7 +352,6 @@ def run_study(
         keep = results if not retry_failed else results[results["status"] == "ok"]
         finished = set(keep["id"].astype(str))
         rows = rows_of(keep)
-        trials_dir = Path(trials_dir or results_path.parent / "trials")
         specs = [dict(row, data_dir=str(Path(data_dir).resolve()), trials_dir=str(trials_dir.resolve()),
                       epochs=epochs, train_args=list(train_args))
                  for row in rows_of(plan) if str(row["id"]) not in finished]
