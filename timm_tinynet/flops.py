@@ -5,16 +5,16 @@ Batch norm, activations, pooling, SE gating products and residual additions are 
 papers (EfficientNet-B0: 385.8M counted here, 387M in the paper).
 
 ``count_flops_meta`` gives the same number without real tensors: the model is built on the ``meta`` device
-and forward hooks apply fvcore's conv/linear formulas to the shapes. The solver uses it; the tests check it
-equals ``count_flops`` on every registered model.
+and forward hooks apply fvcore's conv/linear formulas to the shapes (tests check it equals ``count_flops`` on
+every registered model). ``cube_cost``, which the solver and the sampler call thousands of times, needs no model
+at all: it is the analytic cost model of ``cost.py``, tested equal to both.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -131,39 +131,15 @@ def count_flops_meta(build: Callable[[], nn.Module], input_size: Sequence[int]) 
     return counter.count(input_size), counter.params
 
 
-_COST_CACHE: Dict[tuple, Tuple[int, int]] = {}
-_COUNTERS: "OrderedDict[tuple, MetaCounter]" = OrderedDict()
-_MAX_COUNTERS = 32
-
-
-def _counter(baseline, cube) -> MetaCounter:
-    """The meta model of ``cube``'s architecture (any input size), built once and kept (LRU)."""
-    key = (baseline.name, baseline.arch_key(cube))
-    if key in _COUNTERS:
-        _COUNTERS.move_to_end(key)
-    else:
-        cfg = baseline.pretrained_cfg(cube)
-        _COUNTERS[key] = MetaCounter(lambda: baseline.create(baseline.name, cube, pretrained_cfg=cfg))
-        if len(_COUNTERS) > _MAX_COUNTERS:
-            _COUNTERS.popitem(last=False)
-    return _COUNTERS[key]
-
-
 def cube_cost(baseline_name: str, cube) -> Tuple[int, int]:
-    """(FLOPs, params) of ``baseline_name`` twisted by ``cube`` at the cube's own input size.
-
-    Cached by architecture and input size, so the many cubes a solver tries that round to the same
-    network cost one count, and a new input size for a known architecture costs one shape-only forward.
-    """
+    """(FLOPs, params) of ``baseline_name`` twisted by ``cube`` at the cube's own input size, from the analytic
+    cost model (``cost.py``: no network is built; tested equal to fvcore and to the built models)."""
     from .baselines import get_baseline
+    from .cost import cube_cost_analytic
 
     baseline = get_baseline(baseline_name)
-    size = baseline.img_size(cube)
-    key = (baseline_name, baseline.arch_key(cube), size)
-    if key not in _COST_CACHE:
-        counter = _counter(baseline, cube)
-        _COST_CACHE[key] = counter.count((3, size, size)), counter.params
-    return _COST_CACHE[key]
+    cost = cube_cost_analytic(baseline_name, cube, img_size=baseline.img_size(cube))  # img_size: its size checks
+    return cost.flops, cost.params
 
 
 def cube_flops(baseline_name: str, cube) -> int:
