@@ -140,17 +140,24 @@ def test_torchrun_two_processes_gloo(data, tmp_path):
     assert float(rows[-1]["eval_top1"]) > 0
 
 
-@pytest.mark.slow
-def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path):
-    args = ["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "killed", *SMALL, *FAST,
+def launch_until_first_epoch(data: Path, output: Path, experiment: str, settle_s: float = 1.0):
+    """A 40-epoch tinynet-train in its own process, returned once its first epoch is written (plus ``settle_s``,
+    so it is inside a later epoch): (process, run folder)."""
+    args = ["--data-dir", str(data), "--output", str(output), "--experiment", experiment, *SMALL, *FAST,
             "--epochs", "40"]
     proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.train", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = tmp_path / "killed"
+    run = output / experiment
     deadline = time.time() + 240
     while time.time() < deadline and not (run / "summary.csv").exists():
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(settle_s)
+    return proc, run
+
+
+@pytest.mark.slow
+def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path):
+    proc, run = launch_until_first_epoch(data, tmp_path, "killed")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = summary(run)

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch.nn as nn
 import yaml
 from bad_inputs_train import flip_tensor_bytes
 from PIL import Image
-from test_train import FAST, SMALL, _one_line_error, make_dataset, summary, train
+from test_train import FAST, SMALL, _one_line_error, launch_until_first_epoch, make_dataset, summary, train
 
 from timm_tinynet.cli.train import main as train_main
 from timm_tinynet.cli.validate import main as validate_main
@@ -400,15 +399,7 @@ def test_precise_bn_sets_the_statistics_of_the_current_weights_and_keeps_the_res
 
 @pytest.mark.slow
 def test_sigterm_cleans_up_and_releases_the_folder(data, tmp_path):
-    args = ["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "term", *SMALL, *FAST,
-            "--epochs", "40"]
-    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.train", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = tmp_path / "term"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (run / "summary.csv").exists():
-        time.sleep(0.2)
-    time.sleep(0.5)
+    proc, run = launch_until_first_epoch(data, tmp_path, "term", settle_s=0.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert not list(run.glob(".*.tmp"))  # the atomic writers removed their temporary files
