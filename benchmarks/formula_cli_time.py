@@ -11,31 +11,20 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_fields  # noqa: E402
+
 
 def wall(cmd: list) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -46,9 +35,7 @@ def main() -> int:
     args = parser.parse_args()
 
     baseline_cmd = [sys.executable, "-c", "import timm"]
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    machine = f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores"
-    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    machine = machine_fields()  # load average included: timings from a busy machine are not comparable
     rows = []
     for c in args.c:
         cli_cmd = [sys.executable, "-m", "timm_tinynet.cli.formula", "--c", str(c)]
@@ -59,8 +46,7 @@ def main() -> int:
             cli_times.append(wall(cli_cmd))
         base, cli = statistics.median(base_times), statistics.median(cli_times)
         rows.append({"c": c, "import_timm_s": round(base, 3), "tinynet_formula_s": round(cli, 3),
-                     "ratio": round(cli / base, 3), "repeats": args.repeats, "python": platform.python_version(),
-                     "machine": machine, "date": date, "load_avg_1min": load})
+                     "ratio": round(cli / base, 3), "repeats": args.repeats, **machine})
         print(f"c={c:<5} import timm {base:.2f}s  tinynet-formula {cli:.2f}s  ratio {cli / base:.2f} "
               f"({'ok' if cli / base <= 1.5 else 'OVER 1.5'})")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,13 @@ Writes results/latency.csv and results/latency.md.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_fields  # noqa: E402
 
 PAIRS = (("efficientnet_b0", "tinynet_a", 81.30 / 99.85), ("efficientnet_bm4", "tinynet_e", 9.18 / 11.54))
 
@@ -35,7 +37,8 @@ def main() -> int:
                 rows.append(dict(row, reference=reference, ratio_to_reference=ratio,
                                  paper_ratio=round(paper_ratio, 3) if row["model"] == model else 1.0))
     df = pd.DataFrame(rows)
-    df["cpu"] = platform.processor() or platform.machine()
+    for key, value in machine_fields().items():
+        df[key] = value
     args.out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out_dir / "latency.csv", index=False)
     lines = ["| backend | model | input | FLOPs | median ms (p10-p90) | ratio to reference | paper ratio |",
@@ -43,6 +46,9 @@ def main() -> int:
     for r in df.itertuples():
         lines.append(f"| {r.backend} | {r.model} | {r.input_size}px | {r.flops_m}M | {r.median_ms:.2f} "
                      f"({r.p10_ms:.2f}-{r.p90_ms:.2f}) | {r.ratio_to_reference:.3f} | {r.paper_ratio:.3f} |")
+    fields = machine_fields()
+    lines.append(f"\n{fields['date']}, {fields['cpu']}, {fields['cores']} cores, torch {fields['torch']}, "
+                 f"{args.repeats} runs per model after {args.warmup} warm-up runs")
     (args.out_dir / "latency.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -19,9 +19,10 @@ def cpu_name() -> str:
 
 
 def machine_fields() -> Dict[str, str]:
-    """date (UTC, ISO), CPU model, visible cores, Python and torch versions."""
+    """date (UTC, ISO), CPU model, visible cores, the 1-minute load average when called, Python and torch versions."""
     import torch
 
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "cpu": f"{cpu_name()} ({platform.machine()})", "cores": str(os.cpu_count()),
+            "load_avg_1min": f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "",
             "python": platform.python_version(), "torch": torch.__version__}

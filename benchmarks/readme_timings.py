@@ -58,7 +58,7 @@ def main() -> int:
             rows[job] = {"job": job, **result, **machine_fields()}
             print(f"{job}: {result['wall_s'] / 60:.1f} min wall, {result['cpu_s'] / 60:.1f} min CPU, exit "
                   f"{result['exit']} ({result['last_line']})")
-    fields = ["job", "wall_s", "cpu_s", "exit", "last_line", "date", "cpu", "cores", "python", "torch"]
+    fields = ["job", "wall_s", "cpu_s", "exit", "last_line", *machine_fields()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".tmp")
     with open(tmp_out, "w", newline="") as f:

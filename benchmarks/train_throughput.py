@@ -3,7 +3,7 @@
 Same model, batch size, transforms (timm's training transform with RandAugment), data loader and optimizer;
 the plain loop has no EMA, scheduler, label smoothing or logging. Each runs `--epochs` epochs over a generated
 image folder; the last epoch's img/s is compared (goal: tinynet-train >= 0.95x the plain loop).
-Records results/train_throughput.csv (append one row per run configuration).
+Records results/train_throughput.csv (one row, with the date and machine; replaced by each run).
 
     python benchmarks/train_throughput.py [--model tinynet_e] [-b 32] [--images 128] [--epochs 3] [--device cpu]
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import sys
 import tempfile
 import time
@@ -20,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_fields  # noqa: E402
 
 
 def make_images(root: Path, n_per_class: int, classes: int = 4) -> None:
@@ -102,15 +104,13 @@ def main() -> int:
           f"({'ok' if ratio >= 0.95 else 'below 0.95'})")
     row = {"model": args.model, "batch_size": args.batch_size, "device": device, "workers": args.workers,
            "plain_img_per_s": round(plain, 1), "tinynet_train_img_per_s": round(ours, 1), "ratio": round(ratio, 3),
-           "torch": torch.__version__, "python": platform.python_version()}
+           **machine_fields()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as f:
+    with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
+        writer.writeheader()
         writer.writerow(row)
-    print(f"appended to {args.out}")
+    print(f"wrote {args.out}")
     return 0
 
 
