@@ -109,19 +109,12 @@ def assert_layers_match(baseline: str, cube: Cube, built: Built, size: int, num_
     assert {layer.name: layer.params for layer in analytic} == built.module_params
 
 
-# --- copies of the baselines' definitions -------------------------------------------------------------------
+# --- one architecture definition for the builders and the cost model ---------------------------------------
 
-def test_copied_constants_equal_the_baselines():
-    assert cost.MIN_IMG_SIZE == base.MIN_IMG_SIZE
-    assert cost.B0_ARCH_DEF == efficientnet.B0_ARCH_DEF
-    assert (cost.B0_STEM, cost.B0_HEAD, cost.B0_CHANNEL_DIVISOR) == (
-        efficientnet.B0_STEM, efficientnet.B0_HEAD, efficientnet.CHANNEL_DIVISOR)
-    assert cost.RESNET50_LAYERS == resnet.RESNET50_LAYERS and cost.RESNET50_PLANES == resnet.RESNET50_PLANES
-    assert cost.RESNET_CHANNEL_DIVISOR == resnet.CHANNEL_DIVISOR
-    assert cost.RESNET_EXPANSION == resnet.Bottleneck.expansion
-    assert cost.GHOSTNET_A_ROWS == ghostnet.GHOSTNET_A_ROWS
-    assert (cost.GHOSTNET_A_STEM, cost.GHOSTNET_A_HEAD, cost.GHOST_CHANNEL_DIVISOR) == (
-        ghostnet.GHOSTNET_A_STEM, ghostnet.GHOSTNET_A_HEAD, ghostnet.CHANNEL_DIVISOR)
+def test_the_baselines_and_the_cost_model_read_the_same_definitions():
+    assert efficientnet.B0_ARCH_DEF is cost.B0_ARCH_DEF and ghostnet.GHOSTNET_A_ROWS is cost.GHOSTNET_A_ROWS
+    assert resnet.RESNET50_LAYERS is cost.RESNET50_LAYERS and resnet.RESNET50_PLANES is cost.RESNET50_PLANES
+    assert cost.RESNET_EXPANSION == resnet.Bottleneck.expansion and cost.MIN_IMG_SIZE == base.MIN_IMG_SIZE
     assert set(cost.BASELINE_NAMES) == set(BASELINES)
     for name in BASELINES:
         assert cost._FAMILIES[name].base_img_size == get_baseline(name).base_img_size
@@ -291,13 +284,13 @@ def test_bad_arguments():
 
 
 def test_module_imports_neither_torch_nor_timm():
-    # load cube.py and cost.py under a bare package (timm_tinynet/__init__ imports timm to register models)
+    # load cube.py, archs.py and cost.py under a bare package (timm_tinynet/__init__ imports timm to register models)
     package = Path(cost.__file__).parent
     code = textwrap.dedent(f"""
         import importlib.util, sys, types
         pkg = types.ModuleType("timm_tinynet"); pkg.__path__ = [{str(package)!r}]
         sys.modules["timm_tinynet"] = pkg
-        for name in ("cube", "cost"):
+        for name in ("cube", "archs", "cost"):
             path = {str(package)!r} + "/" + name + ".py"
             spec = importlib.util.spec_from_file_location("timm_tinynet." + name, path)
             module = importlib.util.module_from_spec(spec)

@@ -1,8 +1,7 @@
 """Analytic cost model: FLOPs, parameters and activations of a twisted baseline, without building it.
 
-``flops.cube_cost`` builds each candidate network (on the meta device) and runs a shape-only forward; this
-module lists the same network's layers from the architecture definitions the baselines give timm's builders,
-and sums closed-form costs. It imports neither torch nor timm (only ``cube``), and is exact:
+Building each candidate network (even on the meta device) costs tens of milliseconds; this module lists the same network's layers from the architecture definitions the baselines give timm's builders,
+and sums closed-form costs. It imports neither torch nor timm (only ``archs`` and ``cube``), and is exact:
 
 * ``flops``: multiply-adds of conv and linear layers for one image, fvcore's convention (``count_flops``):
   ``out_h * out_w * C_out * C_in / groups * k * k`` per conv, ``C_in * C_out`` per linear; bias, batch norm,
@@ -22,8 +21,8 @@ Two steps per baseline, both pure functions:
 
 ``cube_cost_analytic`` composes them and caches totals by (baseline, architecture, classes, input size).
 
-The baselines' constants are copied here (``baselines/`` imports torch and timm at import time); the tests
-assert that every copy equals its source, and that every count equals fvcore's / the built model's.
+The architectures come from ``archs.py``, the same data the baselines in ``baselines/`` feed timm's builders;
+the tests assert that every count equals fvcore's and the built model's.
 """
 from __future__ import annotations
 
@@ -33,6 +32,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
+from .archs import (B0_ARCH_DEF, B0_CHANNEL_DIVISOR, B0_HEAD, B0_IMG_SIZE, B0_STEM, GHOST_CHANNEL_DIVISOR,
+                    GHOST_SE_DIVISOR, GHOSTNET_A_HEAD, GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE,
+                    MIN_IMG_SIZE, RESNET50_LAYERS, RESNET50_PLANES, RESNET_CHANNEL_DIVISOR, RESNET_EXPANSION,
+                    RESNET_IMG_SIZE, RESNET_STEM)
 from .cube import Cube
 
 __all__ = [
@@ -41,55 +44,6 @@ __all__ = [
     "efficientnet_arch", "efficientnet_layers", "resnet50_arch", "resnet50_layers", "ghostnet_a_arch",
     "ghostnet_a_layers",
 ]
-
-# --- Constants copied from the baselines (tests/test_cost.py asserts each equals its source) ---------------
-
-MIN_IMG_SIZE = 32  # baselines/base.py MIN_IMG_SIZE
-
-# baselines/efficientnet.py: B0_ARCH_DEF, B0_STEM, B0_HEAD, CHANNEL_DIVISOR, EfficientNetB0.base_img_size
-B0_ARCH_DEF = (
-    ("ds_r1_k3_s1_e1_c16_se0.25",),
-    ("ir_r2_k3_s2_e6_c24_se0.25",),
-    ("ir_r2_k5_s2_e6_c40_se0.25",),
-    ("ir_r3_k3_s2_e6_c80_se0.25",),
-    ("ir_r3_k5_s1_e6_c112_se0.25",),
-    ("ir_r4_k5_s2_e6_c192_se0.25",),
-    ("ir_r1_k3_s1_e6_c320_se0.25",),
-)
-B0_STEM = 32
-B0_HEAD = 1280
-B0_CHANNEL_DIVISOR = 8
-B0_IMG_SIZE = 224
-
-# baselines/resnet.py: RESNET50_LAYERS, RESNET50_PLANES, CHANNEL_DIVISOR, ResNet50.base_img_size; the stem
-# width (64) and Bottleneck.expansion (4) are timm's
-RESNET50_LAYERS = (3, 4, 6, 3)
-RESNET50_PLANES = (64, 128, 256, 512)
-RESNET_CHANNEL_DIVISOR = 8
-RESNET_STEM = 64
-RESNET_EXPANSION = 4
-RESNET_IMG_SIZE = 224
-
-# baselines/ghostnet.py: GHOSTNET_A_ROWS (dw kernel, expansion, out channels, se ratio, stride, repeats),
-# GHOSTNET_A_STEM, GHOSTNET_A_HEAD, CHANNEL_DIVISOR, GhostNetA.base_img_size
-GHOSTNET_A_ROWS = (
-    (5, 1.0, 28, 0.1, 1, 1),
-    (5, 3.0, 44, 0.1, 2, 1),
-    (5, 3.0, 44, 0.1, 1, 1),
-    (5, 3.0, 72, 0.1, 2, 1),
-    (5, 3.0, 72, 0.1, 1, 2),
-    (5, 6.0, 140, 0.1, 2, 1),
-    (5, 2.5, 140, 0.1, 1, 3),
-    (5, 6.0, 196, 0.1, 1, 3),
-    (5, 6.0, 280, 0.1, 2, 1),
-    (5, 6.0, 280, 0.1, 1, 5),
-)
-GHOSTNET_A_STEM = 28
-GHOSTNET_A_HEAD = 1400
-GHOST_CHANNEL_DIVISOR = 4
-GHOST_SE_DIVISOR = 4  # timm ghostnet _SE_LAYER: rd_round_fn=partial(make_divisible, divisor=4)
-GHOSTNET_IMG_SIZE = 240
-
 
 # --- Rounding (timm semantics) ---------------------------------------------------------------------------
 

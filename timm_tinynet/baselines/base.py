@@ -7,9 +7,9 @@ from typing import Any, Dict, List, Optional
 
 import torch.nn as nn
 
+from ..archs import MIN_IMG_SIZE  # noqa: F401  (re-exported: the baselines' minimum input size)
 from ..cube import Cube
 
-MIN_IMG_SIZE = 32  # below this the five stride-2 stages of every baseline leave a 1x1 map or less
 
 
 def round_repeats(repeats: int, d: float) -> int:

@@ -18,21 +18,11 @@ from timm.models._efficientnet_builder import decode_arch_def, resolve_act_layer
 from timm.models.efficientnet import _create_effnet
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from ..archs import B0_ARCH_DEF, B0_CHANNEL_DIVISOR, B0_HEAD, B0_IMG_SIZE, B0_STEM
 from ..cube import Cube
 from .base import Baseline, round_repeats
 
-B0_ARCH_DEF = (
-    ("ds_r1_k3_s1_e1_c16_se0.25",),
-    ("ir_r2_k3_s2_e6_c24_se0.25",),
-    ("ir_r2_k5_s2_e6_c40_se0.25",),
-    ("ir_r3_k3_s2_e6_c80_se0.25",),
-    ("ir_r3_k5_s1_e6_c112_se0.25",),
-    ("ir_r4_k5_s2_e6_c192_se0.25",),
-    ("ir_r1_k3_s1_e6_c320_se0.25",),
-)
-B0_STEM = 32
-B0_HEAD = 1280
-CHANNEL_DIVISOR = 8
+CHANNEL_DIVISOR = B0_CHANNEL_DIVISOR
 
 _REPEATS = re.compile(r"_r(\d+)")
 _CHANNELS = re.compile(r"_c(\d+)")
@@ -43,7 +33,7 @@ def _stage_base(block: str, pattern: re.Pattern) -> int:
 
 
 class EfficientNetB0(Baseline):
-    base_img_size = 224
+    base_img_size = B0_IMG_SIZE
     default_cfg = dict(
         crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
         first_conv="conv_stem", classifier="classifier", license="apache-2.0",

@@ -20,25 +20,11 @@ from timm.layers import DropPath, Linear, SelectAdaptivePool2d, create_act_layer
 from timm.models._builder import build_model_with_cfg
 from timm.models.ghostnet import ConvBnAct, GhostBottleneck, GhostNet
 
+from ..archs import GHOST_CHANNEL_DIVISOR, GHOSTNET_A_HEAD, GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE
 from ..cube import Cube
 from .base import Baseline, round_repeats
 
-# One row per line of Table 7: (dw kernel, expansion ratio, out channels, se ratio, stride, repeats).
-GHOSTNET_A_ROWS: Tuple[Tuple[int, float, int, float, int, int], ...] = (
-    (5, 1.0, 28, 0.1, 1, 1),
-    (5, 3.0, 44, 0.1, 2, 1),
-    (5, 3.0, 44, 0.1, 1, 1),
-    (5, 3.0, 72, 0.1, 2, 1),
-    (5, 3.0, 72, 0.1, 1, 2),
-    (5, 6.0, 140, 0.1, 2, 1),
-    (5, 2.5, 140, 0.1, 1, 3),
-    (5, 6.0, 196, 0.1, 1, 3),
-    (5, 6.0, 280, 0.1, 2, 1),
-    (5, 6.0, 280, 0.1, 1, 5),
-)
-GHOSTNET_A_STEM = 28
-GHOSTNET_A_HEAD = 1400
-CHANNEL_DIVISOR = 4
+CHANNEL_DIVISOR = GHOST_CHANNEL_DIVISOR
 
 BlockSpec = Tuple[int, int, int, float, int]  # timm GhostNet cfg entry: kernel, mid chs, out chs, se ratio, stride
 
@@ -124,7 +110,7 @@ class CubeGhostNet(GhostNet):
 class GhostNetA(Baseline):
     name = "ghostnet_a"
     generic_model = "ghostnet_tiny"  # the registered timm model that takes r/d/w
-    base_img_size = 240
+    base_img_size = GHOSTNET_IMG_SIZE
     default_cfg = dict(
         crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
         first_conv="conv_stem", classifier="classifier", license="apache-2.0",

@@ -15,18 +15,17 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import make_divisible
 from timm.models.resnet import Bottleneck, _create_resnet
 
+from ..archs import RESNET50_LAYERS, RESNET50_PLANES, RESNET_CHANNEL_DIVISOR, RESNET_IMG_SIZE
 from ..cube import Cube
 from .base import Baseline, round_repeats
 
-RESNET50_LAYERS = (3, 4, 6, 3)
-RESNET50_PLANES = (64, 128, 256, 512)
-CHANNEL_DIVISOR = 8
+CHANNEL_DIVISOR = RESNET_CHANNEL_DIVISOR
 
 
 class ResNet50(Baseline):
     name = "resnet50"
     generic_model = "resnet50_tiny"  # the registered timm model that takes r/d/w
-    base_img_size = 224
+    base_img_size = RESNET_IMG_SIZE
     default_cfg = dict(
         crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
         first_conv="conv1", classifier="fc", license="apache-2.0",
