@@ -141,3 +141,20 @@ def test_every_argument_is_validated_with_one_line(kwargs, message):
         timm.create_model("tinynet", **kwargs)
     assert str(info.value) == message or str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_every_model_is_a_written_out_entrypoint_registered_with_timm():
+    """Each name in MODEL_NAMES is a function of models.py (timm style, not generated) that timm can build; the
+    released TinyNets keep timm's own entrypoints where timm has them."""
+    import inspect
+
+    from timm.models._registry import _model_entrypoints
+
+    from timm_tinynet import models
+
+    for name in models.MODEL_NAMES:
+        fn = getattr(models, name)
+        assert inspect.isfunction(fn) and fn.__name__ == name and fn.__module__ == models.__name__, name
+        assert "pretrained" in inspect.signature(fn).parameters
+        owner = _model_entrypoints[name].__module__
+        assert owner == models.__name__ or (name.startswith("tinynet_") and owner.startswith("timm.")), (name, owner)

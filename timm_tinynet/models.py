@@ -134,55 +134,159 @@ def _generic_cube(
     return shrink(baseline.name, c, DEFAULT_RULE if rule is None else rule, tol=tol, frontier=frontier).cube
 
 
-def _generic(variant: str, baseline: Baseline) -> Callable[..., nn.Module]:
-    def entrypoint(
-            pretrained: bool = False,
-            r: Optional[float] = None,
-            d: Optional[float] = None,
-            w: Optional[float] = None,
-            c: Optional[float] = None,
-            rule: Optional[str] = None,
-            tol: float = DEFAULT_TOLERANCE,
-            frontier: Optional[str] = None,
-            **kwargs: Any,
-    ) -> nn.Module:
-        cube = _generic_cube(baseline, r, d, w, c, rule, tol, frontier)
-        return _create(variant, baseline, cube, pretrained, **kwargs)
-
-    entrypoint.__name__ = entrypoint.__qualname__ = variant
-    entrypoint.__module__ = __name__
-    entrypoint.__doc__ = (
-        f"{baseline.name} twisted by a Cube: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio, "
-        f"0 < c < 1) with ``rule`` (default {DEFAULT_RULE!r}: the tiny formula), ``tol`` and ``frontier`` (a "
-        f"frontier CSV for the formula) to let the solver choose them.")
-    return entrypoint
+def _twisted(variant: str, baseline: Baseline, pretrained: bool, r: Optional[float], d: Optional[float],
+             w: Optional[float], c: Optional[float], rule: Optional[str], tol: float, frontier: Optional[str],
+             **kwargs: Any) -> nn.Module:
+    return _create(variant, baseline, _generic_cube(baseline, r, d, w, c, rule, tol, frontier), pretrained, **kwargs)
 
 
-def _fixed(variant: str) -> Callable[..., nn.Module]:
+def _paper(variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
     baseline, cube = PAPER_MODELS[variant]
-
-    def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        return _create(variant, baseline, cube, pretrained, **kwargs)
-
-    entrypoint.__name__ = entrypoint.__qualname__ = variant
-    entrypoint.__module__ = __name__
-    entrypoint.__doc__ = f"{variant}: {baseline.name} at {cube} (input {baseline.img_size(cube)}px)."
-    return entrypoint
+    return _create(variant, baseline, cube, pretrained, **kwargs)
 
 
-def _register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register with timm unless timm already has a model of that name (never overwrite timm's registry)."""
-    globals()[fn.__name__] = fn
-    if not timm.is_model(fn.__name__):
-        register_model(fn)
-    return fn
+def _register_unless_timm_has(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """timm ships tinynet_a..e itself: ours (identical networks, tested) are registered only on a timm that lacks
+    them, so timm's registry is never overwritten."""
+    return fn if timm.is_model(fn.__name__) else register_model(fn)
 
 
-for _name in PAPER_MODELS:
-    _register(_fixed(_name))
-_register(_generic("tinynet", TINYNET_B0))
-_register(_generic("resnet50_tiny", RESNET50))
-_register(_generic("ghostnet_tiny", GHOSTNET_A))
+# ---- models with r=/d=/w= or c= (+ rule, tol, frontier) ------------------------------------------------------
+
+@register_model
+def tinynet(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
+            w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
+            tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
+    """EfficientNet-B0 twisted TinyNet-style: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio,
+    0 < c < 1) with ``rule`` (default 'tiny': the tiny formula), ``tol`` and ``frontier`` (a frontier CSV)."""
+    return _twisted("tinynet", TINYNET_B0, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+
+
+@register_model
+def resnet50_tiny(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
+                  w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
+                  tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
+    """ResNet-50 twisted by ``r``/``d``/``w``, or shrunk to ``c`` by ``rule`` (see ``tinynet``)."""
+    return _twisted("resnet50_tiny", RESNET50, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+
+
+@register_model
+def ghostnet_tiny(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
+                  w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
+                  tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
+    """GhostNet-A twisted by ``r``/``d``/``w``, or shrunk to ``c`` by ``rule`` (see ``tinynet``)."""
+    return _twisted("ghostnet_tiny", GHOSTNET_A, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+
+
+# ---- the released TinyNets (timm has them too) -----------------------------------------------------------------
+
+@_register_unless_timm_has
+def tinynet_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """TinyNet-A: EfficientNet-B0 at r .86, d 1.2, w 1 (192 px)."""
+    return _paper("tinynet_a", pretrained, **kwargs)
+
+
+@_register_unless_timm_has
+def tinynet_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """TinyNet-B: EfficientNet-B0 at r .84, d 1.1, w .75 (188 px)."""
+    return _paper("tinynet_b", pretrained, **kwargs)
+
+
+@_register_unless_timm_has
+def tinynet_c(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """TinyNet-C: EfficientNet-B0 at r .825, d .85, w .54 (184 px)."""
+    return _paper("tinynet_c", pretrained, **kwargs)
+
+
+@_register_unless_timm_has
+def tinynet_d(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """TinyNet-D: EfficientNet-B0 at r .68, d .695, w .54 (152 px)."""
+    return _paper("tinynet_d", pretrained, **kwargs)
+
+
+@_register_unless_timm_has
+def tinynet_e(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """TinyNet-E: EfficientNet-B0 at r .475, d .6, w .51 (106 px)."""
+    return _paper("tinynet_e", pretrained, **kwargs)
+
+
+# ---- EfficientNet-B^-phi (inverse giant formula, EfficientNet's own stem/head scaling) --------------------------
+
+@register_model
+def efficientnet_bm1(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """EfficientNet-B^-1: r .86, d .8, w .89 (192 px)."""
+    return _paper("efficientnet_bm1", pretrained, **kwargs)
+
+
+@register_model
+def efficientnet_bm2(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """EfficientNet-B^-2: r .715, d .63, w .78 (160 px)."""
+    return _paper("efficientnet_bm2", pretrained, **kwargs)
+
+
+@register_model
+def efficientnet_bm3(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """EfficientNet-B^-3: r .61, d .49, w .69 (136 px)."""
+    return _paper("efficientnet_bm3", pretrained, **kwargs)
+
+
+@register_model
+def efficientnet_bm4(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """EfficientNet-B^-4: r .5, d .37, w .6 (112 px)."""
+    return _paper("efficientnet_bm4", pretrained, **kwargs)
+
+
+# ---- ResNet-50 shrunk (Table 2) ------------------------------------------------------------------------------
+
+@register_model
+def resnet50_giant_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-50 by the EfficientNet rule at ResNet-34's FLOPs (phi -0.42)."""
+    return _paper("resnet50_giant_a", pretrained, **kwargs)
+
+
+@register_model
+def resnet50_giant_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-50 by the EfficientNet rule at ResNet-18's FLOPs (phi -1.33)."""
+    return _paper("resnet50_giant_b", pretrained, **kwargs)
+
+
+@register_model
+def resnet50_tiny_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-50-A: the tiny formula at 3.6B FLOPs."""
+    return _paper("resnet50_tiny_a", pretrained, **kwargs)
+
+
+@register_model
+def resnet50_tiny_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """ResNet-50-B: the tiny formula at 1.8B FLOPs."""
+    return _paper("resnet50_tiny_b", pretrained, **kwargs)
+
+
+# ---- GhostNet (Tables 6 and 7) --------------------------------------------------------------------------------
+
+@register_model
+def ghostnet_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """GhostNet-A of Table 7 (591M FLOPs, 11.9M params)."""
+    return _paper("ghostnet_a", pretrained, **kwargs)
+
+
+@register_model
+def ghostnet_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """GhostNet-B: the tiny formula at 300M FLOPs."""
+    return _paper("ghostnet_b", pretrained, **kwargs)
+
+
+@register_model
+def ghostnet_c(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """GhostNet-C: the tiny formula at 141M FLOPs."""
+    return _paper("ghostnet_c", pretrained, **kwargs)
+
+
+@register_model
+def ghostnet_d(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """GhostNet-D: the tiny formula at 52M FLOPs."""
+    return _paper("ghostnet_d", pretrained, **kwargs)
+
 
 MODEL_NAMES = tuple(PAPER_MODELS) + ("tinynet", "resnet50_tiny", "ghostnet_tiny")
 __all__ += list(MODEL_NAMES) + ["MODEL_NAMES"]
