@@ -84,8 +84,6 @@ seed_int = int_in_range(0, 2 ** 32 - 1, what="an integer seed", out_of_range="a 
 # while a digit more (10240) would allocate tens of GB per image before failing
 IMG_SIZE_MIN, IMG_SIZE_MAX = 32, 1024
 img_size = int_in_range(IMG_SIZE_MIN, IMG_SIZE_MAX, too_large=" pixels (larger than any model here is defined at)")
-
-
 seed_int.__name__ = "seed"
 
 

@@ -41,10 +41,7 @@ def load_image(args):
         import skimage.data
 
         return Image.fromarray(getattr(skimage.data, args.skimage)()).convert("RGB")
-    from timm_tinynet.guard import MAX_IMAGE_BYTES, check_input_file
-
-    check_input_file(args.image, "--image", MAX_IMAGE_BYTES)
-    try:
+    try:  # main() checked --image as an input file
         with warnings.catch_warnings():
             # PIL warns above MAX_IMAGE_PIXELS and raises above twice that; both are refused here
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -70,8 +67,8 @@ def check_image_path(path: Path) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_input_file,
-                                    check_output_file, exit_on_termination)
+    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_output_file,
+                                    checked_inputs, exit_on_termination)
 
     exit_on_termination()
     args = parse_args(argv)
@@ -85,12 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         fmt = check_image_path(args.out)
-        inputs = [(flag, path) for flag, path in (("--image", args.image), ("--checkpoint", args.checkpoint))
-                  if path is not None]
-        if args.image is not None:
-            check_input_file(args.image, "--image", MAX_IMAGE_BYTES)
-        if args.checkpoint is not None:
-            check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
+        inputs = checked_inputs(("--image", args.image, MAX_IMAGE_BYTES),
+                                ("--checkpoint", args.checkpoint, MAX_CHECKPOINT_BYTES))
         check_output_file(args.out, "--out", inputs, args.overwrite)
         image = load_image(args)
         if args.pretrained:

@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_input_file, check_output_file,
+    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_output_file, checked_inputs,
                                     exit_on_termination)
 
     exit_on_termination()
@@ -41,10 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from timm_tinynet.train import CheckpointError
 
     try:
-        inputs = []
-        if args.checkpoint is not None:
-            check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
-            inputs.append(("--checkpoint", args.checkpoint))
+        inputs = checked_inputs(("--checkpoint", args.checkpoint, MAX_CHECKPOINT_BYTES))
         check_output_file(args.out, "--out", inputs, args.overwrite)
         if args.pretrained:
             quiet_hub_retries()

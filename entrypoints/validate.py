@@ -35,14 +35,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def check_files(args: argparse.Namespace) -> None:
     """The inputs and the output, before any work: GuardError with the reason."""
-    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_input_dir, check_input_file,
-                                    check_output_file)
+    from timm_tinynet.guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_dir, check_output_file, checked_inputs
 
-    inputs = [("--data-dir", args.data_dir)]
     check_input_dir(args.data_dir, "--data-dir")
-    if args.checkpoint is not None:
-        check_input_file(args.checkpoint, "--checkpoint", MAX_CHECKPOINT_BYTES)
-        inputs.append(("--checkpoint", args.checkpoint))
+    inputs = [("--data-dir", args.data_dir), *checked_inputs(("--checkpoint", args.checkpoint, MAX_CHECKPOINT_BYTES))]
     if args.results_file is not None:
         check_output_file(args.results_file, "--results-file", inputs, args.overwrite)
         if args.results_file.suffix not in (".csv", ".json"):

@@ -77,6 +77,17 @@ def check_input_file(path: PathLike, what: str, max_bytes: int) -> Path:
     return path
 
 
+def checked_inputs(*files: Tuple[str, Optional[PathLike], int]) -> list:
+    """Check each given ``(flag, path, max_bytes)`` input file (None: not given) with ``check_input_file`` and
+    return them as ``(flag, path)`` pairs, the ``inputs`` an output must not replace."""
+    labelled = []
+    for flag, path, max_bytes in files:
+        if path is not None:
+            check_input_file(path, flag, max_bytes)
+            labelled.append((flag, path))
+    return labelled
+
+
 def check_input_dir(path: PathLike, what: str) -> Path:
     path = Path(path)
     if not path.exists():
