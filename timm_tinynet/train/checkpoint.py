@@ -89,13 +89,15 @@ def content_checksum(checkpoint: Dict[str, Any]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def save_atomic(obj: Dict[str, Any], path: PathLike) -> None:
+def save_atomic(obj: Dict[str, Any], path: PathLike, *more_paths: PathLike) -> None:
     """torch.save through a temporary file and a rename: a kill never leaves half a checkpoint. A dictionary is
-    saved with the checksum of its contents (``checkpoint["checksum"]``), which ``load_checkpoint`` verifies."""
+    saved with the checksum of its contents (``checkpoint["checksum"]``), which ``load_checkpoint`` verifies.
+    ``more_paths`` get the same checkpoint, in order, hashed once."""
     if isinstance(obj, dict):
         obj = dict(obj)
         obj[CHECKSUM_KEY] = content_checksum(obj)
-    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+    for target in (path, *more_paths):
+        replace_atomically(target, lambda tmp: torch.save(obj, tmp))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -706,10 +706,10 @@ def _train_epochs(args, start_epoch, loader, val_loader, train_model, model, opt
                                      class_to_idx=class_to_idx, updates_per_epoch=len(loader), best_weights=weights)
             # summary first: a kill before last.pth.tar is written leaves an extra row that a resume drops
             write_text(out_dir / "summary.csv", summary_text(rows))
-            if metric > best:
-                best = metric
-                save_atomic(state, out_dir / "model_best.pth.tar")
-            save_atomic(state, out_dir / "last.pth.tar")
+            improved = metric > best
+            best = max(best, metric)
+            # model_best first, then last: the checksum of the state is computed once for both
+            save_atomic(state, *([out_dir / "model_best.pth.tar"] if improved else []), out_dir / "last.pth.tar")
         if args.world_size > 1:
             dist.barrier()
     return row
