@@ -70,7 +70,7 @@ def plain_loop_img_per_s(args, data: Path, epochs: int) -> float:
 
 
 def tinynet_train_img_per_s(args, data: Path, out: Path, epochs: int) -> float:
-    from timm_tinynet.cli.train import main
+    from tinynet_cli.train import main
 
     code = main(["--data-dir", str(data), "--model", args.model, "-b", str(args.batch_size), "-j", str(args.workers),
                  "--epochs", str(epochs), "--output", str(out), "--experiment", "bench", "--device", args.device,

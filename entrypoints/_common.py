@@ -19,7 +19,7 @@ def quiet_third_party_warnings() -> None:
 
 def write_atomic(path: Union[str, Path], text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file + rename)."""
-    from timm_tinynet.atomic import write_text
+    from tinynet_core.atomic import write_text
 
     write_text(path, text)
 

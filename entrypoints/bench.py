@@ -56,7 +56,7 @@ def format_rows(rows) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import GuardError, check_output_file, exit_on_termination
+    from tinynet_core.guard import GuardError, check_output_file, exit_on_termination
 
     exit_on_termination()
     args = parse_args(argv)

@@ -67,7 +67,7 @@ def check_image_path(path: Path) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_output_file,
+    from tinynet_core.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_output_file,
                                     checked_inputs, exit_on_termination)
 
     exit_on_termination()
@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     quiet_third_party_warnings()
     import torch
 
-    from timm_tinynet.atomic import replace_atomically
+    from tinynet_core.atomic import replace_atomically
     from timm_tinynet.cam import cam_for_image
     from timm_tinynet.loading import load_model, quiet_hub_retries
     from timm_tinynet.train import CheckpointError

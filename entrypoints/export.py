@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_output_file, checked_inputs,
+    from tinynet_core.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_output_file, checked_inputs,
                                     exit_on_termination)
 
     exit_on_termination()

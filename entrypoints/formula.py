@@ -1,4 +1,8 @@
-"""tinynet-formula: the network the tiny formula (or another shrinking rule) gives for a FLOPs ratio c."""
+"""tinynet-formula: the network the tiny formula (or another shrinking rule) gives for a FLOPs ratio c.
+
+Answers from the analytic cost model and the formula's cached fit: it imports neither timm nor GPyTorch unless
+``--verify`` builds the network, or a frontier is fitted for the first time.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +11,8 @@ import sys
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from timm_tinynet.guard import exit_on_termination
-from timm_tinynet.solve import RATIO_WHAT, fraction_problem
+from tinynet_core.guard import exit_on_termination
+from tinynet_core.solve import RATIO_WHAT, fraction_problem
 
 from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
 
@@ -16,8 +20,9 @@ BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 RULES = ("tiny", "giant", "r", "d", "w")
 # the keys of --json (one shrink); the optional ones appear only where they apply
 JSON_KEYS = ("c", "baseline", "rule", "r", "r_std", "d", "d_std", "w", "w_eq5", "img_size", "flops", "target_flops",
-             "flops_rel_error", "params", "stage_repeats", "stage_channels", "arch", "create_model", "verified")
-JSON_OPTIONAL_KEYS = ("r_formula", "d_formula", "extrapolating", "nudged_px", "nudged_d", "phi", "tuned_r", "tuned_w")
+             "flops_rel_error", "params", "activations", "stage_repeats", "stage_channels", "arch", "create_model")
+JSON_OPTIONAL_KEYS = ("r_formula", "d_formula", "extrapolating", "nudged_px", "nudged_d", "phi", "tuned_r", "tuned_w",
+                      "verified")
 
 
 def fraction_arg(what: str = "") -> Callable[[str], float]:
@@ -50,9 +55,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--tol", type=fraction_arg(), default=0.01, help="accepted relative FLOPs error (default 0.01)")
     parser.add_argument("--compare", action="store_true", help="tiny vs giant vs single-dimension rules side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--verify", action="store_true",
+                        help="also build the network with timm and count its FLOPs and activations with fvcore and "
+                             "its parameters from the module: each must equal the cost model's (a few seconds)")
     args = parser.parse_args(argv)
     if args.frontier is not None and args.rule != "tiny" and not args.compare:
         parser.error(f"--frontier only applies to --rule tiny, not --rule {args.rule}")
+    if args.verify and args.compare:
+        parser.error("--verify checks one network; it does not apply to --compare")
     return args
 
 
@@ -80,8 +90,10 @@ def format_text(info: Dict[str, Any]) -> str:
         lines.append(f"                (eq. 5 closed form would give w = {info['w_eq5']:.3f})")
     lines += [
         f"  FLOPs       {_mega(info['flops'])} (target {_mega(info['target_flops'])}, {info['flops_rel_error']:+.2%})"
-        + (" verified by fvcore" if info.get("verified") else ""),
-        f"  params      {info['params'] / 1e6:.2f}M",
+        + (" (verified by fvcore)" if info.get("verified") else ""),
+        f"  params      {info['params'] / 1e6:.2f}M" + (" (verified)" if info.get("verified") else ""),
+        f"  activations {info['activations'] / 1e6:.2f}M (conv and linear outputs per image)"
+        + (" (verified by fvcore)" if info.get("verified") else ""),
     ]
     for key, words in (("phi", "compound coefficient phi"), ("tuned_r", "resolution tuned to"),
                        ("tuned_w", "width tuned to"), ("nudged_px", "input size nudged by (px)")):
@@ -100,26 +112,32 @@ def format_text(info: Dict[str, Any]) -> str:
 
 def format_compare(rows: List[Dict[str, Any]], c: float, baseline: str) -> str:
     lines = [f"{baseline} at c={c:g}: every rule side by side", "",
-             f"  {'rule':<6} {'r':>7} {'d':>7} {'w':>7} {'px':>5} {'FLOPs':>9} {'error':>8} {'params':>8}"]
+             f"  {'rule':<6} {'r':>7} {'d':>7} {'w':>7} {'px':>5} {'FLOPs':>9} {'error':>8} {'params':>8} "
+             f"{'acts':>8}"]
     for row in rows:
         if "error" in row:
             lines.append(f"  {row['rule']:<6} unreachable: {row['error']}")
             continue
         lines.append(
             f"  {row['rule']:<6} {row['r']:>7.4g} {row['d']:>7.4g} {row['w']:>7.4g} {row['img_size']:>5} "
-            f"{_mega(row['flops']):>9} {row['flops_rel_error']:>+8.2%} {row['params'] / 1e6:>7.2f}M")
+            f"{_mega(row['flops']):>9} {row['flops_rel_error']:>+8.2%} {row['params'] / 1e6:>7.2f}M "
+            f"{row['activations'] / 1e6:>7.2f}M")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    from timm_tinynet.explain import describe, verify
-    from timm_tinynet.solve import UnreachableTargetError, shrink
+    from tinynet_core.explain import describe
+    from tinynet_core.solve import UnreachableTargetError, shrink
 
     if not args.compare:
         result = shrink(args.baseline, args.c, args.rule, tol=args.tol,
                         frontier=args.frontier if args.rule == "tiny" else None)
         info = describe(result)
-        info["verified"] = verify(result) == result.flops
+        if args.verify:
+            from timm_tinynet.verify import verify
+
+            verify(result)  # raises VerificationError (a RuntimeError: a bug, not bad input) on any difference
+            info["verified"] = True
         return info
     rows = []
     for rule in RULES:
@@ -135,8 +153,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
-    from timm_tinynet.formula import ExtrapolationWarning
-    from timm_tinynet.frontier import FrontierError, FrontierWarning
+    from tinynet_core.formula import ExtrapolationWarning
+    from tinynet_core.frontier import FrontierError, FrontierWarning
 
     shown = (FrontierWarning, ExtrapolationWarning)
     with warnings.catch_warnings(record=True) as caught:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from timm_tinynet.guard import GuardError, check_output_dir, exit_on_termination, record_outputs
+from tinynet_core.guard import GuardError, check_output_dir, exit_on_termination, record_outputs
 
 from ._common import OneLineErrorParser, quiet_third_party_warnings, report_error, write_atomic
 
@@ -53,8 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             check_output_dir(args.out_dir, "--out-dir", names, overwrite=args.overwrite)
         except GuardError as e:
             return report_error(PROG, e)
-    from timm_tinynet.formula import get_formula
-    from timm_tinynet.frontier import load_frontier
+    from tinynet_core.formula import get_formula
+    from tinynet_core.frontier import load_frontier
     from timm_tinynet.report import formula_figure, formula_markdown, formula_table, model_table, to_markdown
 
     outputs = {}

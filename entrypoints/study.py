@@ -132,9 +132,9 @@ def parse_args(argv: Optional[List[str]] = None):
 
 
 def cmd_sample(args) -> int:
-    from timm_tinynet.guard import check_output_file
-    from timm_tinynet.study.sample import sample_plan
-    from timm_tinynet.study.tables import PLAN_COLUMNS, write_csv_atomic
+    from tinynet_core.guard import check_output_file
+    from tinynet_core.study.sample import sample_plan
+    from tinynet_core.study.tables import PLAN_COLUMNS, write_csv_atomic
 
     check_output_file(args.out, "--out", overwrite=getattr(args, "overwrite", False))
     plan = sample_plan(args.baseline, args.n, args.seed, tuple(args.r_range), tuple(args.d_range),
@@ -160,7 +160,7 @@ def cmd_run(args) -> int:
 
 def cmd_analyze(args) -> int:
     from timm_tinynet.study.analyze import analyze, check_out_dir, summary_lines, write_analysis
-    from timm_tinynet.study.tables import read_results
+    from tinynet_core.study.tables import read_results
 
     out = args.out or args.results.parent / "analysis"
     check_out_dir(out, args.results)
@@ -174,7 +174,7 @@ def cmd_analyze(args) -> int:
 
 def _demo_settings(marker: Path) -> dict:
     """The --n/--seed/--epochs a demo folder was made with ({} when unknown)."""
-    from timm_tinynet.guard import KB, check_input_file
+    from tinynet_core.guard import KB, check_input_file
 
     try:
         settings = json.loads(check_input_file(marker, DEMO_MARKER, 64 * KB).read_text() or "{}")
@@ -189,7 +189,7 @@ DEMO_OUTPUTS = ("plan.csv", "results.csv")  # with the analysis files, what the 
 def check_demo_out(work: Path, out: Path, overwrite: bool) -> None:
     """--out of the demo, before any work: not --work itself or one of the folders the demo writes in it, and
     its files either new or written by an earlier demo (its manifest), unless ``overwrite``."""
-    from timm_tinynet.guard import check_output_dir
+    from tinynet_core.guard import check_output_dir
     from timm_tinynet.study.analyze import ANALYSIS_FILES
 
     target, work_dir = (Path(p).expanduser().absolute().resolve() for p in (out, work))
@@ -204,9 +204,9 @@ def check_demo_out(work: Path, out: Path, overwrite: bool) -> None:
 
 
 def cmd_demo(args) -> int:
-    from timm_tinynet.atomic import replace_atomically, write_text
+    from tinynet_core.atomic import replace_atomically, write_text
     from timm_tinynet.demo_data import write_digits_folder
-    from timm_tinynet.guard import LOCK_NAME, folder_lock, manifest_files, record_outputs
+    from tinynet_core.guard import LOCK_NAME, folder_lock, manifest_files, record_outputs
     from timm_tinynet.study.analyze import ANALYSIS_FILES
 
     start = time.perf_counter()
@@ -261,13 +261,13 @@ def raise_error(message: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import GuardError, exit_on_termination
+    from tinynet_core.guard import GuardError, exit_on_termination
 
     exit_on_termination()
     args = parse_args(argv)
     quiet_third_party_warnings()
-    from timm_tinynet.frontier import FrontierError
-    from timm_tinynet.study import StudyError
+    from tinynet_core.frontier import FrontierError
+    from tinynet_core.study import StudyError
 
     commands = {"sample": cmd_sample, "run": cmd_run, "analyze": cmd_analyze, "demo": cmd_demo}
     try:

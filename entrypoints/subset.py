@@ -25,7 +25,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import GuardError, exit_on_termination
+    from tinynet_core.guard import GuardError, exit_on_termination
 
     exit_on_termination()
     args = parse_args(argv)

@@ -5,7 +5,7 @@ timm has no plugin discovery, so a model registered by a package exists only onc
 This launcher imports timm_tinynet and then runs the script as __main__ (runpy), passing the remaining arguments:
 
     tinynet-timm-train path/to/pytorch-image-models/train.py --data-dir /data/imagenet --model ghostnet_b ...
-    torchrun --nproc_per_node 8 -m timm_tinynet.cli.timm_train train.py --model tinynet --model-kwargs c=0.3 ...
+    torchrun --nproc_per_node 8 -m tinynet_cli.timm_train train.py --model tinynet --model-kwargs c=0.3 ...
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import List, Optional
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import MAX_SCRIPT_BYTES, GuardError, check_input_file, exit_on_termination
+    from tinynet_core.guard import MAX_SCRIPT_BYTES, GuardError, check_input_file, exit_on_termination
 
     exit_on_termination()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,7 +2,7 @@
 
 Flags follow timm's train.py. Options left unset come from the recipe (--recipe tinynet for the EfficientNet
 family and GhostNet, resnet for ResNets); the resolved values are written to <output>/<experiment>/args.yaml.
-Multi-GPU / multi-node: torchrun --nproc_per_node N -m timm_tinynet.cli.train ...
+Multi-GPU / multi-node: torchrun --nproc_per_node N -m tinynet_cli.train ...
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import exit_on_termination
+    from tinynet_core.guard import exit_on_termination
 
     exit_on_termination()  # SIGTERM/SIGHUP: temporary files removed and the run folder's lock released
     args = parse_args(argv)

@@ -35,7 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def check_files(args: argparse.Namespace) -> None:
     """The inputs and the output, before any work: GuardError with the reason."""
-    from timm_tinynet.guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_dir, check_output_file, checked_inputs
+    from tinynet_core.guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_dir, check_output_file, checked_inputs
 
     check_input_dir(args.data_dir, "--data-dir")
     inputs = [("--data-dir", args.data_dir), *checked_inputs(("--checkpoint", args.checkpoint, MAX_CHECKPOINT_BYTES))]
@@ -46,7 +46,7 @@ def check_files(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from timm_tinynet.guard import GuardError, exit_on_termination
+    from tinynet_core.guard import GuardError, exit_on_termination
 
     exit_on_termination()
     args = parse_args(argv)

@@ -32,10 +32,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the CAM picture (default: {DEFAULT_OUT})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out picture")
     args = parser.parse_args()
-    from timm_tinynet.cli.cam import check_image_path
-    from timm_tinynet.cli.cam import main as cam_main
-    from timm_tinynet.cli.train import main as train_main
-    from timm_tinynet.guard import GuardError, check_output_file, exit_on_termination, record_outputs
+    from tinynet_cli.cam import check_image_path
+    from tinynet_cli.cam import main as cam_main
+    from tinynet_cli.train import main as train_main
+    from tinynet_core.guard import GuardError, check_output_file, exit_on_termination, record_outputs
 
     exit_on_termination()
     try:  # before two minutes of training, not after them

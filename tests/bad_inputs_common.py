@@ -28,7 +28,7 @@ class CliCase:
     ``{photo}``, ``{data}``, ``{imagenet}``, ``{csv}``, ``{fifo}``, ``{out}`` (a fresh folder for this case)."""
 
     id: str
-    cli: str  # module under timm_tinynet.cli: "formula", "train", "validate", ...
+    cli: str  # module under tinynet_cli: "formula", "train", "validate", ...
     argv: Sequence[str]
     message: str
     setup: Optional[Callable[["Workspace", Path], None]] = None  # makes extra files under the case's {out}
@@ -82,7 +82,7 @@ def build_workspace(root: Path) -> Workspace:
     import timm
 
     import timm_tinynet  # noqa: F401
-    from timm_tinynet.frontier import DEFAULT_FRONTIER
+    from tinynet_core.frontier import DEFAULT_FRONTIER
     from timm_tinynet.train.checkpoint import save_atomic
 
     ws = Workspace(root)
@@ -110,8 +110,8 @@ def build_workspace(root: Path) -> Workspace:
 
 
 def run_cli(cli: str, argv: Sequence[str]) -> tuple:
-    """Run ``timm_tinynet.cli.<cli>.main(argv)`` in this process: (exit code, stdout, stderr, escaped exception)."""
-    module = importlib.import_module(f"timm_tinynet.cli.{cli}")
+    """Run ``tinynet_cli.<cli>.main(argv)`` in this process: (exit code, stdout, stderr, escaped exception)."""
+    module = importlib.import_module(f"tinynet_cli.{cli}")
     out, err = io.StringIO(), io.StringIO()
     code, escaped = None, None
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -16,7 +16,7 @@ def _write(name: str, text: str):
 
 
 def _too_large(ws, out: Path) -> None:
-    from timm_tinynet.frontier import MAX_FRONTIER_BYTES
+    from tinynet_core.frontier import MAX_FRONTIER_BYTES
 
     with open(out / "big.csv", "w") as f:  # a valid header, then 1 MB + 1 of nothing (sparse: instant)
         f.write("c,r,d,w,flops\n")
@@ -24,7 +24,7 @@ def _too_large(ws, out: Path) -> None:
 
 
 def _too_many_rows(ws, out: Path) -> None:
-    from timm_tinynet.frontier import MAX_POINTS
+    from tinynet_core.frontier import MAX_POINTS
 
     rows = "".join(f"{0.01 + i * 0.0004:.5f},0.6,0.7,0.5,1e6\n" for i in range(MAX_POINTS + 1))
     (out / "many.csv").write_text("c,r,d,w,flops\n" + rows)
@@ -59,14 +59,14 @@ def _shrink(*args, **kwargs):
 
 
 def _get_formula(ws):
-    from timm_tinynet.formula import get_formula
+    from tinynet_core.formula import get_formula
 
     return get_formula(ws.paths["fifo"])
 
 
 def _load_frontier(path):
     def call(ws):
-        from timm_tinynet.frontier import load_frontier
+        from tinynet_core.frontier import load_frontier
 
         return load_frontier(path(ws) if callable(path) else path)
     return call
@@ -74,6 +74,9 @@ def _load_frontier(path):
 
 CASES = [
     # tinynet-formula: the frontier file
+    CliCase("formula-verify-with-compare", "formula", ["--c", "0.3", "--verify", "--compare"],
+            "--verify checks one network"),
+    CliCase("formula-verify-with-value", "formula", ["--c", "0.3", "--verify=yes"], "ignored explicit argument"),
     CliCase("formula-frontier-missing", "formula", ["--c", "0.3", "--frontier", "{ws}/nope.csv"], "does not exist"),
     CliCase("formula-frontier-fifo", "formula", ["--c", "0.3", "--frontier", "{fifo}"], "is not a regular file"),
     CliCase("formula-frontier-dev-zero", "formula", ["--c", "0.3", "--frontier", "/dev/zero"],

@@ -43,7 +43,7 @@ def workspace(tmp_path_factory):
 def test_the_table_is_large_and_covers_every_cli():
     import pkgutil
 
-    import timm_tinynet.cli as cli_package
+    import tinynet_cli as cli_package
 
     clis = {m.name for m in pkgutil.iter_modules(cli_package.__path__) if not m.name.startswith("_")}
     covered = {case.cli for case in CLI_CASES}

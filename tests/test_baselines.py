@@ -85,7 +85,7 @@ def test_ghostnet_depth_scaling_keeps_stride_blocks():
     cube = Cube(d=0.5)
     model = GHOSTNET_A.create("x", cube, pretrained_cfg=GHOSTNET_A.pretrained_cfg(cube))
     blocks = [b for stage in model.blocks[:-1] for b in stage]
-    assert len(blocks) == sum(GHOSTNET_A.row_repeats(cube))
+    assert len(blocks) == sum(GHOSTNET_A.stage_repeats(cube))
     assert sum(1 for b in blocks if b.stride == 2) == 4
 
 

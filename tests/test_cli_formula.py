@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from timm_tinynet.cli.formula import main
+from tinynet_cli.formula import main
 
 CSV_OK = "c,r,d,w,flops\n0.1,0.6,0.65,0.5,38e6\n0.3,0.8,0.9,0.6,115e6\n0.6,0.85,1.1,0.8,230e6\n"
 
@@ -19,9 +19,33 @@ def test_text_output(capsys):
     code, out, err = run(capsys, "--c", "0.25")
     assert code == 0, err
     assert "efficientnet_b0 shrunk to c=0.25 by rule 'tiny'" in out
-    for needle in ("resolution  r =", "±", "px", "blocks per stage", "channels", "eq. 5", "verified by fvcore",
-                   "params", "ir_r", "timm.create_model('tinynet', r="):
+    for needle in ("resolution  r =", "±", "px", "blocks per stage", "channels", "eq. 5", "params", "activations",
+                   "ir_r", "timm.create_model('tinynet', r="):
         assert needle in out, needle
+    assert "verified" not in out  # only --verify builds the network
+
+
+@pytest.mark.parametrize("baseline,rule", [("efficientnet_b0", "tiny"), ("resnet50", "giant"), ("ghostnet_a", "w")])
+def test_verify_counts_the_built_network(capsys, baseline, rule):
+    code, out, err = run(capsys, "--c", "0.3", "--baseline", baseline, "--rule", rule, "--tol", "0.05", "--verify")
+    assert code == 0, err
+    assert out.count("verified") == 3  # FLOPs, params, activations
+    code, out, err = run(capsys, "--c", "0.3", "--baseline", baseline, "--rule", rule, "--tol", "0.05", "--verify",
+                         "--json")
+    assert json.loads(out)["verified"] is True
+
+
+def test_verify_reports_a_cost_model_that_disagrees(monkeypatch):
+    import dataclasses
+
+    from timm_tinynet.verify import VerificationError, verify
+    from tinynet_core.solve import shrink
+
+    result = shrink("efficientnet_b0", 0.5, "w")
+    wrong = dataclasses.replace(result, cost=dataclasses.replace(result.cost, activations=result.activations + 1))
+    with pytest.raises(VerificationError, match=r"activations \d+ built vs \d+ counted"):
+        verify(wrong)
+    assert set(verify(result)) == {"flops", "params", "activations"}
 
 
 def test_json_output_rebuilds_the_model(capsys):
@@ -56,9 +80,11 @@ def test_compare(capsys):
     for rule in ("tiny", "giant", "r ", "d ", "w "):
         assert f"\n  {rule}" in out
     assert "unreachable: rule 'd' cannot shrink" in out  # depth underflow at c=0.25
+    assert "params" in out and "acts" in out
     code, out, _ = run(capsys, "--c", "0.25", "--compare", "--json")
     rows = json.loads(out)["compare"]
     assert [row["rule"] for row in rows] == ["tiny", "giant", "r", "d", "w"]
+    assert all(row["activations"] > 0 and row["params"] > 0 for row in rows if "error" not in row)
 
 
 def test_custom_frontier(capsys, tmp_path):
@@ -121,7 +147,7 @@ def test_resolution_below_32px_exit_2(capsys, tmp_path):
 
 
 def test_console_script_no_traceback():
-    result = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.formula", "--c", "nan"],
+    result = subprocess.run([sys.executable, "-m", "tinynet_cli.formula", "--c", "nan"],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -129,7 +155,7 @@ def test_console_script_no_traceback():
 
 
 def test_json_keys_are_the_documented_ones(capsys):
-    from timm_tinynet.cli.formula import JSON_KEYS, JSON_OPTIONAL_KEYS
+    from tinynet_cli.formula import JSON_KEYS, JSON_OPTIONAL_KEYS
 
     for argv, optional in ((["--c", "0.25"], {"r_formula", "d_formula", "extrapolating", "nudged_px"}),
                            (["--c", "0.5", "--rule", "giant"], {"phi", "tuned_r"})):

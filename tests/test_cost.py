@@ -1,34 +1,38 @@
-"""The analytic cost model (timm_tinynet.cost) against the networks timm builds.
+"""The analytic cost model (tinynet_core.cost) against the networks timm builds.
 
 * fvcore (``count_flops``) and the built model's ``count_params`` on every registered model, every baseline
   at Cube() and 20 seeded random cubes per baseline; fvcore's activation count on the registered models;
-* ``count_flops_meta`` (tested equal to fvcore in test_flops.py) on 200 seeded random cubes per baseline,
-  with module-by-module checks of names, shapes, parameters and conv/linear output elements (forward hooks).
+* a shape-only forward of the model built under ``torch.device("meta")`` (``Built``: forward hooks apply fvcore's
+  conv/linear formulas, checked equal to fvcore on every registered model) on 200 seeded random cubes per
+  baseline, with module-by-module checks of names, shapes, parameters and conv/linear output elements.
 """
 from __future__ import annotations
 
 import dataclasses
+import gc
+import math
 import random
 import subprocess
 import sys
-import textwrap
 import warnings
-from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import pytest
 import timm
 import torch
 import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import make_divisible as timm_make_divisible
+from timm.models._efficientnet_builder import decode_arch_def
 from timm.models._efficientnet_builder import round_channels as timm_round_channels
 
 import timm_tinynet
-from timm_tinynet import Cube, count_flops, count_params, cost
-from timm_tinynet.baselines import BASELINES, base, efficientnet, get_baseline, ghostnet, resnet
-from timm_tinynet.cost import Cost, cube_cost_analytic
-from timm_tinynet.flops import MetaCounter
+from timm_tinynet import Cube, count_flops, count_params
+from timm_tinynet.baselines import BASELINES, TimmBaseline, base, efficientnet, get_baseline
 from timm_tinynet.models import PAPER_MODELS
+from tinynet_core import archs, cost
+from tinynet_core import baselines as described
+from tinynet_core.cost import Cost, cube_cost_analytic
 
 BASELINE_NAMES = ("efficientnet_b0", "efficientnet_b0_compound", "resnet50", "ghostnet_a")
 GENERIC_MODELS = {"tinynet": "efficientnet_b0", "resnet50_tiny": "resnet50", "ghostnet_tiny": "ghostnet_a"}
@@ -46,6 +50,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _frozen_heap():
+    # the tests build ~1000 models; without this every full garbage collection rescans the objects of torch, timm
+    # and fvcore, a quarter of the run time
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def random_cubes(seed: int, n: int) -> List[Cube]:
@@ -72,35 +86,49 @@ def fvcore_activations(model: nn.Module, size: int) -> int:
 
 
 class Built:
-    """A model built on the meta device: fvcore-formula FLOPs and params (MetaCounter) plus, from forward hooks,
-    every conv/linear layer as the ``Layer`` fields and its output elements; per-module parameter counts."""
+    """A model built under ``torch.device("meta")`` (shapes, no storage). ``run(size)`` does one shape-only
+    forward in which hooks on every conv and linear layer add up fvcore's FLOPs formulas and the output elements
+    and record the layer as the ``Layer`` fields, in forward order; ``module_params`` counts each module's own
+    parameters."""
 
-    def __init__(self, baseline: str, cube: Cube, **kwargs) -> None:
-        self.counter = MetaCounter(lambda: build(baseline, cube, **kwargs))
-        self.layers: List[Tuple] = []
-        self.activations = 0
-        for name, module in self.counter.model.named_modules():
+    def __init__(self, create: Callable[[], nn.Module]) -> None:
+        with torch.device("meta"):
+            self.model = create().eval()
+        self.params = count_params(self.model)
+        self.module_params = {name: sum(p.numel() for p in m.parameters(recurse=False))
+                              for name, m in self.model.named_modules()
+                              if any(True for _ in m.parameters(recurse=False))}
+        for name, module in self.model.named_modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.register_forward_hook(self._hook(name))
-        self.module_params = {name: sum(p.numel() for p in m.parameters(recurse=False))
-                              for name, m in self.counter.model.named_modules()
-                              if any(True for _ in m.parameters(recurse=False))}
+        self.flops, self.activations, self.layers = 0, 0, []
+
+    @classmethod
+    def baseline(cls, baseline: str, cube: Cube, **kwargs) -> "Built":
+        return cls(lambda: build(baseline, cube, **kwargs))
 
     def _hook(self, name: str):
-        def hook(module, args, output):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
             self.activations += output.numel()
             if isinstance(module, nn.Conv2d):
+                # fvcore conv_flop_jit: batch * prod(out spatial) * prod(weight shape)
+                self.flops += output.shape[0] * math.prod(output.shape[2:]) * math.prod(module.weight.shape)
                 assert module.kernel_size[0] == module.kernel_size[1] and output.shape[2] == output.shape[3]
                 self.layers.append((name, "conv", module.in_channels, module.out_channels, module.kernel_size[0],
                                     module.stride[0], module.groups, module.bias is not None, output.shape[2]))
             else:
+                # fvcore linear_flop_jit: prod(input shape) * out_features
+                self.flops += math.prod(args[0].shape) * module.out_features
                 self.layers.append((name, "linear", module.in_features, module.out_features, 1, 1, 1,
                                     module.bias is not None, 1))
         return hook
 
     def run(self, size: int) -> Tuple[int, int]:
-        self.layers, self.activations = [], 0
-        return self.counter.count((3, size, size)), self.counter.params
+        """(FLOPs, params) for one ``size`` x ``size`` image; ``layers`` and ``activations`` are this forward's."""
+        self.flops, self.activations, self.layers = 0, 0, []
+        with torch.no_grad():
+            self.model(torch.empty(1, 3, size, size, device="meta"))
+        return self.flops, self.params
 
 
 def assert_layers_match(baseline: str, cube: Cube, built: Built, size: int, num_classes: int = 1000) -> None:
@@ -111,16 +139,52 @@ def assert_layers_match(baseline: str, cube: Cube, built: Built, size: int, num_
 
 # --- one architecture definition for the builders and the cost model ---------------------------------------
 
-def test_the_baselines_and_the_cost_model_read_the_same_definitions():
-    assert efficientnet.B0_ARCH_DEF is cost.B0_ARCH_DEF and ghostnet.GHOSTNET_A_ROWS is cost.GHOSTNET_A_ROWS
-    assert resnet.RESNET50_LAYERS is cost.RESNET50_LAYERS and resnet.RESNET50_PLANES is cost.RESNET50_PLANES
-    assert cost.RESNET_EXPANSION == resnet.Bottleneck.expansion and cost.MIN_IMG_SIZE == base.MIN_IMG_SIZE
-    assert set(cost.BASELINE_NAMES) == set(BASELINES)
-    for name in BASELINES:
-        assert cost._FAMILIES[name].base_img_size == get_baseline(name).base_img_size
+def test_the_builders_extend_the_torch_free_descriptions():
+    assert set(BASELINES) == set(described.BASELINES) == set(cost.BASELINE_NAMES)
+    for name, builder in BASELINES.items():
+        description = described.get_baseline(name)
+        assert isinstance(builder, TimmBaseline) and isinstance(builder, type(description))
+        assert (builder.base_img_size, builder.generic_model) == (description.base_img_size,
+                                                                  description.generic_model)
+        assert builder.base_img_size == cost._FAMILIES[name].base_img_size
+        for cube in random_cubes(5, 20) + [Cube()]:
+            assert builder.arch_key(cube) == cost.architecture(name, cube) == description.arch_key(cube)
+            assert builder.img_size(cube) == cost.default_img_size(name, cube)
+    assert base.MIN_IMG_SIZE == archs.MIN_IMG_SIZE
 
 
-def test_rounding_helpers_equal_timm_and_the_baselines():
+def test_the_builders_feed_timm_the_archs_definitions():
+    b0 = get_baseline("efficientnet_b0").model_kwargs(Cube())
+    assert b0["block_args"] == decode_arch_def([list(stage) for stage in archs.B0_ARCH_DEF], 1.0,
+                                               depth_trunc="round")
+    assert (b0["stem_size"], b0["num_features"]) == (archs.B0_STEM, archs.B0_HEAD)
+    assert efficientnet.B0_ARCH_DEF is archs.B0_ARCH_DEF
+
+    from timm.models.resnet import Bottleneck
+
+    r50 = get_baseline("resnet50").model_kwargs(Cube())
+    assert (r50["block"], r50["layers"], r50["channels"]) == (Bottleneck, archs.RESNET50_LAYERS,
+                                                              archs.RESNET50_PLANES)
+    assert Bottleneck.expansion == archs.RESNET_EXPANSION
+    assert count_params(timm.create_model("resnet50")) == cube_cost_analytic("resnet50", Cube()).params
+
+    from timm.models.ghostnet import _SE_LAYER
+
+    ghost = get_baseline("ghostnet_a").model_kwargs(Cube())
+    assert (ghost["stem_size"], ghost["head_size"]) == (archs.GHOSTNET_A_STEM, archs.GHOSTNET_A_HEAD)
+    assert [block[2] for stage in ghost["cfgs"] for block in stage] == [
+        row[2] for row in archs.GHOSTNET_A_ROWS for _ in range(row[5])]
+    assert _SE_LAYER.keywords["rd_round_fn"].keywords["divisor"] == archs.GHOST_SE_DIVISOR
+
+
+def test_the_builders_normalise_with_timms_imagenet_mean_and_std():
+    for cfg in [b.pretrained_cfg(Cube()) for b in BASELINES.values()] + [
+            timm.models.get_pretrained_cfg(name).to_dict() for name in timm_tinynet.MODEL_NAMES]:
+        assert (tuple(cfg["mean"]), tuple(cfg["std"])) == (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    assert (base.IMAGENET_CFG["mean"], base.IMAGENET_CFG["std"]) == (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+
+
+def test_rounding_helpers_equal_timm():
     rng = random.Random(0)
     for _ in range(3000):
         v, mult = rng.uniform(0.5, 3000), rng.uniform(0.01, 3)
@@ -128,17 +192,14 @@ def test_rounding_helpers_equal_timm_and_the_baselines():
             assert cost.make_divisible(v, divisor) == timm_make_divisible(v, divisor)
         chs = rng.randrange(1, 2000)
         assert cost.round_channels(chs, mult, 8) == timm_round_channels(chs, mult, 8)
-        repeats = rng.randrange(1, 10)
-        assert cost.round_repeats(repeats, mult) == base.round_repeats(repeats, mult)
-    for repeats in range(1, 8):
-        for d in (0.01, 0.15, 0.25, 0.5, 0.75, 1.25, 1.5, 2.5):
-            assert cost.round_repeats(repeats, d) == base.round_repeats(repeats, d)
+    for repeats in range(1, 8):  # a single-definition stage scaled by timm's decoder, depth rounded to nearest
+        for d in (0.01, 0.15, 0.25, 0.5, 0.75, 1.25, 1.5, 2.5, *(rng.uniform(0.01, 3) for _ in range(20))):
+            decoded = decode_arch_def([[f"ir_r{repeats}_k3_s1_e6_c16"]], d, depth_trunc="round")
+            assert cost.round_repeats(repeats, d) == len(decoded[0])
 
 
 def test_decoded_b0_blocks_equal_timm_decode_arch_def():
-    from timm.models._efficientnet_builder import decode_arch_def
-
-    decoded = decode_arch_def([list(stage) for stage in cost.B0_ARCH_DEF], 1.0, depth_trunc="round")
+    decoded = decode_arch_def([list(stage) for stage in archs.B0_ARCH_DEF], 1.0, depth_trunc="round")
     for stage, blocks in zip(cost.B0_STAGES, decoded):
         block = blocks[0]
         assert (stage.block, stage.repeats, stage.kernel, stage.stride, stage.out_chs, stage.se_ratio) == (
@@ -160,7 +221,7 @@ def test_architecture_equals_the_baselines_definition(baseline):
             assert arch.repeats == tuple(b.stage_repeats(cube)) and list(arch.planes) == b.planes(cube)
         else:
             kwargs = b.model_kwargs(cube)
-            assert [[tuple(block) for block in stage] for stage in arch.stages] == kwargs["cfgs"]
+            assert [[list(block) for block in stage] for stage in arch.stages] == kwargs["cfgs"]
             assert (arch.stem, arch.final, arch.head) == (
                 kwargs["stem_size"], kwargs["final_size"], kwargs["head_size"])
 
@@ -172,14 +233,17 @@ def test_registered_model_table_is_complete():
 
 
 @pytest.mark.parametrize("name", sorted(REGISTERED))
-def test_registered_models_equal_fvcore(name):
+def test_registered_models_equal_fvcore_and_the_meta_forward(name):
     baseline, cube = REGISTERED[name]
     model = timm.create_model(name)
     size = model.pretrained_cfg["input_size"][-1]
+    want = (count_flops(model), count_params(model), fvcore_activations(model, size))
     got = cube_cost_analytic(baseline, cube)
     assert got.img_size == size
-    assert (got.flops, got.params) == (count_flops(model), count_params(model))
-    assert got.activations == fvcore_activations(model, size)
+    assert (got.flops, got.params, got.activations) == want
+    built = Built(lambda: timm.create_model(name))  # the reference of the many-cube tests below
+    assert (*built.run(size), built.activations) == want
+    assert_layers_match(baseline, cube, built, size)
 
 
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
@@ -205,14 +269,14 @@ def test_random_cubes_equal_fvcore(baseline):
     assert not mismatches, mismatches
 
 
-# --- many cubes against the meta-device count, module by module --------------------------------------------
+# --- many cubes against the meta-device forward, module by module --------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
-def test_random_cubes_equal_meta_count_layer_by_layer(baseline):
+def test_random_cubes_equal_the_meta_forward_layer_by_layer(baseline):
     for cube in random_cubes(3, META_CUBES):
         got = cube_cost_analytic(baseline, cube)
-        built = Built(baseline, cube)
+        built = Built.baseline(baseline, cube)
         assert (got.flops, got.params) == built.run(got.img_size), cube
         assert got.activations == built.activations, cube
         assert_layers_match(baseline, cube, built, got.img_size)
@@ -225,7 +289,7 @@ def test_edge_cubes_layer_by_layer(baseline):
              Cube(1.0, 0.3, 2.0), Cube(0.3, 2.0, 0.3)]
     for cube in cubes:
         got = cube_cost_analytic(baseline, cube)
-        built = Built(baseline, cube)
+        built = Built.baseline(baseline, cube)
         assert (got.flops, got.params) == built.run(got.img_size), cube
         assert got.activations == built.activations, cube
         assert_layers_match(baseline, cube, built, got.img_size)
@@ -236,7 +300,7 @@ def test_edge_cubes_layer_by_layer(baseline):
 def test_num_classes(baseline, num_classes):
     cube = Cube(0.6, 0.7, 0.8)
     got = cube_cost_analytic(baseline, cube, num_classes=num_classes)
-    built = Built(baseline, cube, num_classes=num_classes)
+    built = Built.baseline(baseline, cube, num_classes=num_classes)
     assert (got.flops, got.params, got.activations) == (*built.run(got.img_size), built.activations)
     assert_layers_match(baseline, cube, built, got.img_size, num_classes)
 
@@ -244,7 +308,7 @@ def test_num_classes(baseline, num_classes):
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 def test_explicit_img_size_any_parity(baseline):
     cube = Cube(1.0, 0.9, 0.7)
-    built = Built(baseline, cube)
+    built = Built.baseline(baseline, cube)
     for size in (1, 7, 32, 33, 63, 97, 128, 131, 225, 301):  # any size PyTorch accepts
         got = cube_cost_analytic(baseline, cube, img_size=size)
         assert got.img_size == size
@@ -283,23 +347,10 @@ def test_bad_arguments():
             cube_cost_analytic("resnet50", Cube(), img_size=bad)
 
 
-def test_module_imports_neither_torch_nor_timm():
-    # load cube.py, archs.py and cost.py under a bare package (timm_tinynet/__init__ imports timm to register models)
-    package = Path(cost.__file__).parent
-    code = textwrap.dedent(f"""
-        import importlib.util, sys, types
-        pkg = types.ModuleType("timm_tinynet"); pkg.__path__ = [{str(package)!r}]
-        sys.modules["timm_tinynet"] = pkg
-        for name in ("cube", "archs", "cost"):
-            path = {str(package)!r} + "/" + name + ".py"
-            spec = importlib.util.spec_from_file_location("timm_tinynet." + name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        from timm_tinynet.cost import cube_cost_analytic
-        from timm_tinynet.cube import Cube
-        assert cube_cost_analytic("efficientnet_b0", Cube()).flops == 385_814_752
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "timm", "numpy"))
-        assert not heavy, heavy
-    """)
-    subprocess.run([sys.executable, "-c", code], check=True)
+def test_module_imports_neither_torch_nor_timm_nor_numpy():
+    code = ("import sys; from tinynet_core.cost import cube_cost_analytic; from tinynet_core.cube import Cube; "
+            "assert cube_cost_analytic('efficientnet_b0', Cube()).flops == 385_814_752; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'numpy')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from timm_tinynet import Cube
-from timm_tinynet.cube import eq5_width
+from tinynet_core.cube import eq5_width
 
 
 @pytest.mark.parametrize("name", ["r", "d", "w"])

@@ -8,9 +8,9 @@ from PIL import Image
 
 import timm_tinynet  # noqa: F401
 from timm_tinynet.cam import class_activation_map, crop_box
-from timm_tinynet.cli.bench import main as bench_main
-from timm_tinynet.cli.cam import main as cam_main
-from timm_tinynet.cli.export import main as export_main
+from tinynet_cli.bench import main as bench_main
+from tinynet_cli.cam import main as cam_main
+from tinynet_cli.export import main as export_main
 from timm_tinynet.export import ExportError, export_onnx, export_verified, verify_export
 
 
@@ -35,7 +35,7 @@ def test_torchscript_round_trip(tmp_path):
 
 def test_export_of_a_trained_checkpoint(tmp_path):
     from test_train import SMALL, FAST, make_dataset
-    from timm_tinynet.cli.train import main as train_main
+    from tinynet_cli.train import main as train_main
 
     data = make_dataset(tmp_path / "data", n_train=16, n_val=4)
     assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "x", *SMALL, *FAST,
@@ -297,19 +297,22 @@ def test_cam_image_that_is_a_pipe_does_not_block(tmp_path, capsys):
     assert "is not a regular file" in capsys.readouterr().err
 
 
-def test_hubconf_lists_every_third_party_module_the_models_import():
+def test_hubconf_lists_every_third_party_module_the_models_import(tmp_path):
     """torch.hub checks ``dependencies`` before loading: each module that building tinynet(c=...) imports from
-    the plugin's code (gpytorch and pandas for the tiny formula) must be listed."""
+    the plugin's code (pandas for the tiny formula, gpytorch to fit a frontier not seen before) must be listed."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
+    frontier = tmp_path / "frontier.csv"  # a frontier with no cached fit: c= fits it
+    frontier.write_text("c,r,d,w,flops\n0.1,0.6,0.65,0.5,38e6\n0.3,0.8,0.9,0.6,115e6\n0.6,0.85,1.1,0.8,230e6\n")
     script = (
         "import ast, sys\n"
         "import hubconf\n"
-        "hubconf.tinynet(c=0.3)\n"
+        f"hubconf.tinynet(c=0.3, frontier={str(frontier)!r})\n"
         "found = set()\n"
-        "for name in [n for n in sys.modules if n.startswith('timm_tinynet')]:\n"
+        "for name in [n for n in sys.modules if n.startswith(('timm_tinynet', 'tinynet_core'))]:\n"
         "    for node in ast.walk(ast.parse(open(sys.modules[name].__file__).read())):\n"
         "        if isinstance(node, ast.Import):\n"
         "            found |= {a.name.split('.')[0] for a in node.names}\n"
@@ -317,10 +320,12 @@ def test_hubconf_lists_every_third_party_module_the_models_import():
         "            found.add(node.module.split('.')[0])\n"
         "        elif isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'import_quietly':\n"
         "            found.add(node.args[0].value.split('.')[0])\n"
-        "print(' '.join(sorted(found - set(sys.stdlib_module_names) - {'timm_tinynet'})))\n"
+        "print(' '.join(sorted(found - set(sys.stdlib_module_names) - {'timm_tinynet', 'tinynet_core'})))\n"
         "print(' '.join(hubconf.dependencies))\n")
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, TINYNET_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
     imported, listed = (set(line.split()) for line in proc.stdout.strip().splitlines()[-2:])
     assert {"gpytorch", "pandas"} <= imported and imported <= listed, imported - listed

@@ -5,8 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from timm_tinynet.formula import ExtrapolationWarning, TinyFormula, get_formula
-from timm_tinynet.frontier import load_frontier
+from tinynet_core.formula import ExtrapolationWarning, TinyFormula, get_formula
+from tinynet_core.frontier import load_frontier
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """States fitted here go to a fresh folder: never into the user's cache, and never read from a state that an
+    earlier run cached (module-scoped, so that it is in place before the module-scoped ``formula`` fixture)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TINYNET_CACHE_DIR", str(tmp_path_factory.mktemp("tinynet-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +25,13 @@ def formula():
 
 def test_fit_is_bit_deterministic():
     frontier = load_frontier()
-    a, b = TinyFormula(frontier), TinyFormula(frontier)
+    a, b = TinyFormula(frontier, cache=False), TinyFormula(frontier, cache=False)
     for gp_a, gp_b in ((a.gp_r, b.gp_r), (a.gp_d, b.gp_d)):
-        for (name, p), (_, q) in zip(gp_a.model.named_parameters(), gp_b.model.named_parameters()):
-            assert p.dtype == torch.float64
-            assert torch.equal(p, q), name
+        for name, p in vars(gp_a.hyper).items():
+            q = getattr(gp_b.hyper, name)
+            assert type(p) is float and type(q) is float  # float64, as fitted
+            assert p == q, name
+        assert gp_a.final_loss == gp_b.final_loss
     c = np.geomspace(0.02, 1.0, 50)
     pa, pb = a.predict_many(c), b.predict_many(c)
     for key in pa:
@@ -79,13 +90,13 @@ def test_leave_one_out_reports_every_point(formula):
 def test_noisy_dimension_without_trend_stays_smooth():
     """A frontier whose d scatters without a trend (a small study) must not give a d(c) that jumps between points:
     the lengthscale may not fall below half the typical gap between neighbouring points."""
-    from timm_tinynet.formula import smoothest_wiggle
+    from tinynet_core.formula import smoothest_wiggle
 
     c = np.array([0.0189, 0.0298, 0.0737, 0.0955, 0.1194])
     frontier = pd.DataFrame({"c": c, "r": [0.24, 0.34, 0.33, 0.37, 0.42], "d": [0.79, 0.63, 0.70, 0.90, 0.59],
                              "w": 0.5, "flops": c * 3.86e8})
     formula = TinyFormula(frontier)
-    lengthscale = float(formula.gp_d.model.covar_module.base_kernel.lengthscale.detach())
+    lengthscale = formula.gp_d.hyper.lengthscale
     assert lengthscale >= smoothest_wiggle(np.log(c)) * 0.999
     d = formula.predict_many(np.geomspace(c.min(), c.max(), 200))["d"]
     assert np.ptp(d) < 0.05
@@ -96,7 +107,7 @@ def test_fit_converges_so_tiny_perturbations_move_nothing():
     boundary (outputscale -> 0) and a second basin: a fixed step count stopped short, and a 1e-9 change of the
     data (what another CPU's rounding does) moved the prediction by 1e-2. Converged from several starts, it moves
     by less than 1e-6 (measured: 2e-8)."""
-    from timm_tinynet.formula import fit_gp1d
+    from tinynet_core.formula import fit_gp1d
 
     frontier = load_frontier()
     rest, held = frontier.iloc[:4], float(np.log(frontier["c"].iloc[4]))
@@ -110,5 +121,5 @@ def test_fit_converges_so_tiny_perturbations_move_nothing():
 
 def test_fit_runs_single_threaded_and_restores_the_thread_count():
     threads = torch.get_num_threads()
-    TinyFormula(load_frontier())
+    TinyFormula(load_frontier(), cache=False)
     assert torch.get_num_threads() == threads

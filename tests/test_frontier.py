@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from timm_tinynet.frontier import DEFAULT_FRONTIER, FrontierError, load_frontier, released_tinynet_frontier
+from tinynet_core.frontier import DEFAULT_FRONTIER, FrontierError, load_frontier, released_tinynet_frontier
 
 GOOD = "c,r,d,w,flops\n0.1,0.6,0.6,0.5,38e6\n0.3,0.8,0.9,0.6,115e6\n0.6,0.85,1.1,0.8,230e6\n"
 
@@ -59,7 +59,7 @@ def test_missing_frontier_file(tmp_path):
 import os
 import warnings
 
-from timm_tinynet.frontier import MAX_FRONTIER_BYTES, MAX_POINTS, FrontierWarning
+from tinynet_core.frontier import MAX_FRONTIER_BYTES, MAX_POINTS, FrontierWarning
 
 
 def test_pipe_and_device_are_refused_without_reading(tmp_path):
@@ -110,7 +110,7 @@ def test_duplicated_frontier_gives_exactly_the_original_network(tmp_path):
 
 
 def test_same_c_with_different_dims_is_kept(tmp_path):
-    from timm_tinynet.formula import TinyFormula
+    from tinynet_core.formula import TinyFormula
 
     df = load_frontier(write(tmp_path, GOOD + "0.3,0.82,0.95,0.55,115e6\n"))
     assert len(df) == 4 and df["c"].tolist().count(0.3) == 2
@@ -120,7 +120,7 @@ def test_same_c_with_different_dims_is_kept(tmp_path):
 
 @pytest.mark.parametrize("value", [5, 0.3, ["a.csv"], True, pd.DataFrame()])
 def test_frontier_must_be_a_path(value):
-    from timm_tinynet.formula import get_formula
+    from tinynet_core.formula import get_formula
 
     with pytest.raises(FrontierError, match="frontier must be the path of a frontier CSV file, got"):
         load_frontier(value)

@@ -1,4 +1,4 @@
-"""timm_tinynet.guard: inputs, outputs, manifests, folder locks, and a kill that leaves nothing half-written."""
+"""tinynet_core.guard: inputs, outputs, manifests, folder locks, and a kill that leaves nothing half-written."""
 import os
 import signal
 import subprocess
@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from timm_tinynet.guard import (MANIFEST, GuardError, check_input_file, check_output_dir, check_output_file,
+from tinynet_core.guard import (MANIFEST, GuardError, check_input_file, check_output_dir, check_output_file,
                                 exit_on_termination, folder_lock, manifest_files, record_outputs)
 
 KILLED_WRITER = textwrap.dedent('''
     import sys, time
     from pathlib import Path
-    from timm_tinynet.atomic import replace_atomically
-    from timm_tinynet.guard import exit_on_termination, folder_lock
+    from tinynet_core.atomic import replace_atomically
+    from tinynet_core.guard import exit_on_termination, folder_lock
 
     exit_on_termination()
     folder = Path(sys.argv[1])
@@ -150,7 +150,7 @@ def test_folder_lock_refuses_a_pipe_and_a_file(tmp_path):
 def test_seed_type(text, ok):
     import argparse
 
-    from timm_tinynet.cli._common import seed_int
+    from tinynet_cli._common import seed_int
 
     if ok:
         assert seed_int(text) == int(text)

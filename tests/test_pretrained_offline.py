@@ -66,7 +66,7 @@ def test_unreachable_hub_fails_within_seconds(empty_cache, monkeypatch):
 
 
 def test_cli_offline_is_one_line_within_seconds(empty_cache, monkeypatch, tmp_path, capsys):
-    from timm_tinynet.cli.export import main as export_main
+    from tinynet_cli.export import main as export_main
 
     monkeypatch.setattr(loading, "probe", lambda host, port, timeout=None: "timed out")
     start = time.perf_counter()

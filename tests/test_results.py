@@ -14,7 +14,7 @@ import pathlib
 import pandas as pd
 import pytest
 
-from timm_tinynet.cli.results import DEFAULT_OUT_DIR, PART_FILES, main, output_names, parse_args
+from tinynet_cli.results import DEFAULT_OUT_DIR, PART_FILES, main, output_names, parse_args
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -114,8 +114,8 @@ def test_paper_targets_met_in_committed_table():
 
 
 def test_main_installs_the_termination_handler_first(monkeypatch, tmp_path):
-    import timm_tinynet.cli.formula as formula_cli
-    import timm_tinynet.cli.results as results_cli
+    import tinynet_cli.formula as formula_cli
+    import tinynet_cli.results as results_cli
 
     calls = []
     for module in (results_cli, formula_cli):
@@ -125,7 +125,7 @@ def test_main_installs_the_termination_handler_first(monkeypatch, tmp_path):
     assert results_cli.main(["--out-dir", str(target)]) == 2
     with pytest.raises(SystemExit):
         formula_cli.main(["--c", "nan"])
-    assert calls == ["timm_tinynet.cli.results", "timm_tinynet.cli.formula"]
+    assert calls == ["tinynet_cli.results", "tinynet_cli.formula"]
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_leave_one_out_agrees_on_another_cpu_code_path(capability):
 
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability,
                MKL_ENABLE_INSTRUCTIONS="SSE4_2" if capability == "default" else "AVX2")
-    code = ("import warnings; warnings.simplefilter('ignore'); from timm_tinynet.formula import get_formula; "
+    code = ("import warnings; warnings.simplefilter('ignore'); from tinynet_core.formula import get_formula; "
             "print(get_formula().leave_one_out().to_json(orient='records'))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

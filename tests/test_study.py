@@ -12,14 +12,14 @@ import pytest
 import yaml
 from pathlib import Path
 
-from timm_tinynet.cli.study import main
-from timm_tinynet.cube import Cube
-from timm_tinynet.flops import cube_cost
-from timm_tinynet.study import StudyError
-from timm_tinynet.study import sample as sample_module
+from tinynet_cli.study import main
+from tinynet_core.cube import Cube
+from tinynet_core.cost import cube_cost_analytic
+from tinynet_core.study import StudyError
+from tinynet_core.study import sample as sample_module
 from timm_tinynet.study.analyze import analyze, check_out_dir, front_ranks, keep_fronts, spearman, write_analysis
-from timm_tinynet.study.sample import sample_plan
-from timm_tinynet.study.tables import PLAN_COLUMNS, RESULT_COLUMNS, read_results, write_csv_atomic
+from tinynet_core.study.sample import sample_plan
+from tinynet_core.study.tables import PLAN_COLUMNS, RESULT_COLUMNS, read_results, write_csv_atomic
 from timm_tinynet.study.trials import driver_lock, node_fits
 
 from test_train import make_dataset
@@ -64,11 +64,11 @@ def test_sample_keeps_every_valid_draw():
     lo, hi = 0.008, 0.012
     plan = sample_plan("efficientnet_b0", 6, seed=0, r_range=ranges[0], d_range=ranges[1], w_range=ranges[2],
                        flops_range=(lo, hi))
-    c0 = cube_cost("efficientnet_b0", Cube())[0]
+    c0 = cube_cost_analytic("efficientnet_b0", Cube()).flops
     rng, expected = np.random.default_rng(0), []
     while len(expected) < 6:
         r, d, w = (round(float(rng.uniform(*rg)), 4) for rg in ranges)
-        if lo <= round(cube_cost("efficientnet_b0", Cube(r, d, w))[0] / c0, 6) <= hi:
+        if lo <= round(cube_cost_analytic("efficientnet_b0", Cube(r, d, w)).flops / c0, 6) <= hi:
             expected.append((r, d, w))
     assert list(zip(plan["r"], plan["d"], plan["w"])) == expected
     assert (plan["r"] ** 2 * plan["d"] * plan["w"] ** 2 < lo / 2.5).any()  # ones the old filter dropped
@@ -79,10 +79,10 @@ def test_flops_grow_with_every_dimension():
     rng = np.random.default_rng(1)
     for _ in range(4):
         cube = Cube(*(round(float(v), 3) for v in rng.uniform(0.2, 1.2, 3)))
-        base = cube_cost("efficientnet_b0", cube)[0]
+        base = cube_cost_analytic("efficientnet_b0", cube).flops
         for dim in "rdw":
             bigger = Cube(**dict(cube.as_dict(), **{dim: getattr(cube, dim) * 1.07}))
-            assert cube_cost("efficientnet_b0", bigger)[0] >= base, (cube, dim)
+            assert cube_cost_analytic("efficientnet_b0", bigger).flops >= base, (cube, dim)
 
 
 def test_sample_target_c_solves_w_within_the_w_range():
@@ -185,7 +185,7 @@ def test_analyze_keeps_the_front_and_fits_the_formula(tmp_path):
         assert paths[name].exists(), name
 
     # round trip: the study's frontier drives tinynet-formula
-    from timm_tinynet.cli.formula import main as formula_main
+    from tinynet_cli.formula import main as formula_main
 
     assert formula_main(["--c", "0.4", "--frontier", str(paths["frontier.csv"]), "--json"]) == 0
 
@@ -304,7 +304,7 @@ def test_ray_executor_local_instance(study, tmp_path):
 def test_driver_killed_loses_no_finished_result(study, tmp_path):
     root, data = study
     results = tmp_path / "results.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.study", *run_args(root, data, results)],
+    proc = subprocess.Popen([sys.executable, "-m", "tinynet_cli.study", *run_args(root, data, results)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and not results.exists():
@@ -325,7 +325,7 @@ def test_sigterm_stops_the_driver_and_its_trials(study, tmp_path):
     locks are released and no half-written file is left; a re-run resumes."""
     root, data = study
     results = tmp_path / "results.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.study",
+    proc = subprocess.Popen([sys.executable, "-m", "tinynet_cli.study",
                              *run_args(root, data, results, "--workers", "2")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     trials = tmp_path / "trials"
@@ -344,7 +344,7 @@ def test_sigterm_stops_the_driver_and_its_trials(study, tmp_path):
     assert not [p for p in tmp_path.rglob("*.tmp")]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(trials) not in ps  # no orphaned trial process
-    from timm_tinynet.guard import folder_lock
+    from tinynet_core.guard import folder_lock
 
     with folder_lock(trials, "--trials-dir"), driver_lock(results):  # both released
         pass
@@ -422,7 +422,7 @@ def test_a_second_driver_on_the_same_results_is_refused(study, tmp_path, capsys)
 
 def test_a_second_driver_on_the_same_trials_folder_is_refused(study, tmp_path, capsys):
     """Two drivers with different --results but one --trials-dir would train into the same trial folders."""
-    from timm_tinynet.guard import GuardError, folder_lock
+    from tinynet_core.guard import GuardError, folder_lock
     from timm_tinynet.study.trials import run_study
 
     root, data = study
@@ -473,7 +473,7 @@ def test_sample_replaces_a_plan_only_with_overwrite(tmp_path, capsys):
 
 
 def test_demo_writes_outside_the_committed_results_by_default():
-    from timm_tinynet.cli.study import build_parser
+    from tinynet_cli.study import build_parser
 
     args = build_parser().parse_args(["demo"])
     assert args.out == Path("output/study-demo/results") and args.work == Path("output/study-demo")
@@ -481,8 +481,8 @@ def test_demo_writes_outside_the_committed_results_by_default():
 
 def test_committed_demo_may_be_regenerated_without_overwrite():
     """results/demo lists its files in its manifest: an explicit --out results/demo may replace them."""
-    from timm_tinynet.cli.study import check_demo_out
-    from timm_tinynet.guard import manifest_files
+    from tinynet_cli.study import check_demo_out
+    from tinynet_core.guard import manifest_files
 
     demo = Path(__file__).resolve().parents[1] / "results" / "demo"
     files = {p.name for p in demo.iterdir() if not p.name.startswith(".")}

@@ -1,6 +1,6 @@
 import pytest
 
-from timm_tinynet.cli.subset import main
+from tinynet_cli.subset import main
 from timm_tinynet.subset import SubsetError, plan_subset
 
 
@@ -82,8 +82,8 @@ def test_flat_validation_folder_is_explained(tmp_path):
 def test_train_and_validate_read_the_file_lists(tmp_path, capsys):
     from test_train import make_dataset
 
-    from timm_tinynet.cli.train import main as train_main
-    from timm_tinynet.cli.validate import main as validate_main
+    from tinynet_cli.train import main as train_main
+    from tinynet_cli.validate import main as validate_main
 
     source = make_dataset(tmp_path / "imagenet", n_train=12, n_val=4)
     out = tmp_path / "lists"

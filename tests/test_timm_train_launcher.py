@@ -18,20 +18,20 @@ def test_launcher_registers_the_plugin_before_the_script_runs(tmp_path):
     script.write_text(STAND_IN)
     plain = subprocess.run([sys.executable, str(script), "--model", "ghostnet_b"], capture_output=True, text=True)
     assert plain.returncode != 0 and "Unknown model" in plain.stderr  # why the launcher exists
-    launched = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.timm_train", str(script), "--model",
+    launched = subprocess.run([sys.executable, "-m", "tinynet_cli.timm_train", str(script), "--model",
                                "ghostnet_b"], capture_output=True, text=True)
     assert launched.returncode == 0, launched.stderr
     assert "created ghostnet_b (3, 202, 202)" in launched.stdout
 
 
 def test_launcher_reports_a_missing_script(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.timm_train", str(tmp_path / "train.py")],
+    result = subprocess.run([sys.executable, "-m", "tinynet_cli.timm_train", str(tmp_path / "train.py")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
 def test_launcher_without_a_script_says_what_it_needs(capsys):
-    from timm_tinynet.cli.timm_train import main
+    from tinynet_cli.timm_train import main
 
     assert main([]) == 2
     captured = capsys.readouterr()

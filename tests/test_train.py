@@ -12,8 +12,8 @@ import torch
 import yaml
 from PIL import Image
 
-from timm_tinynet.cli.train import main as train_main
-from timm_tinynet.cli.validate import main as validate_main
+from tinynet_cli.train import main as train_main
+from tinynet_cli.validate import main as validate_main
 from timm_tinynet.train import RECIPES, apply_recipe, default_recipe_for, load_checkpoint, scaled_lr
 
 COLORS = [(220, 40, 40), (40, 200, 60), (50, 70, 230)]
@@ -129,7 +129,7 @@ def test_validate_reads_the_checkpoint(data, tmp_path, capsys):
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "timm_tinynet.cli.train", "--data-dir", str(data), "--output", str(tmp_path), "--experiment", "ddp",
+           "-m", "tinynet_cli.train", "--data-dir", str(data), "--output", str(tmp_path), "--experiment", "ddp",
            *SMALL[:-4], "-b", "8", "-j", "0", *FAST, "--epochs", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -145,7 +145,7 @@ def launch_until_first_epoch(data: Path, output: Path, experiment: str, settle_s
     so it is inside a later epoch): (process, run folder)."""
     args = ["--data-dir", str(data), "--output", str(output), "--experiment", experiment, *SMALL, *FAST,
             "--epochs", "40"]
-    proc = subprocess.Popen([sys.executable, "-m", "timm_tinynet.cli.train", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "tinynet_cli.train", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = output / experiment
     deadline = time.time() + 240
@@ -205,7 +205,7 @@ def test_one_class_dataset(tmp_path, capsys):
 
 
 def test_no_traceback_from_the_console_script(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "timm_tinynet.cli.train", "--data-dir", str(tmp_path / "x"),
+    result = subprocess.run([sys.executable, "-m", "tinynet_cli.train", "--data-dir", str(tmp_path / "x"),
                              "--model", "tinynet_e"], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("tinynet-train: error:")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_train import COLORS, FAST, SMALL, _one_line_error, make_dataset, summary, train
 
-from timm_tinynet.cli.train import main as train_main
-from timm_tinynet.cli.train import parse_args
-from timm_tinynet.cli.validate import main as validate_main
+from tinynet_cli.train import main as train_main
+from tinynet_cli.train import parse_args
+from tinynet_cli.validate import main as validate_main
 from timm_tinynet.train import engine
 from timm_tinynet.train.checkpoint import CheckpointError, load_checkpoint, load_weights
 from timm_tinynet.train.validate import imagenet_class_map

@@ -20,9 +20,9 @@ from bad_inputs_train import flip_tensor_bytes
 from PIL import Image
 from test_train import FAST, SMALL, _one_line_error, launch_until_first_epoch, make_dataset, summary, train
 
-from timm_tinynet.cli.train import main as train_main
-from timm_tinynet.cli.validate import main as validate_main
-from timm_tinynet.guard import GuardError, folder_lock
+from tinynet_cli.train import main as train_main
+from tinynet_cli.validate import main as validate_main
+from tinynet_core.guard import GuardError, folder_lock
 from timm_tinynet.train import engine
 from timm_tinynet.train.checkpoint import (CheckpointError, content_checksum, eval_weights, load_checkpoint,
                                            model_state, save_atomic)
@@ -145,7 +145,7 @@ def test_a_second_writer_is_refused_and_writes_nothing(data, tmp_path, capsys):
     run.mkdir()
     (run / "notes.txt").write_text("the first writer's")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from timm_tinynet.guard import folder_lock\n"
+        [sys.executable, "-c", "import sys, time; from tinynet_core.guard import folder_lock\n"
                                "with folder_lock(sys.argv[1], 'run folder'):\n"
                                "    print('locked', flush=True); time.sleep(60)", str(run)],
         stdout=subprocess.PIPE, text=True)

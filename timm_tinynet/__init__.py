@@ -7,8 +7,8 @@ __version__ = "0.1.0"
 __all__ = ["Cube", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "UnreachableTargetError", "count_flops",
            "count_params", "shrink"]
 
-from .cube import Cube
+from tinynet_core.cube import Cube
 from .flops import count_flops, count_params
-from .solve import Shrunk, UnreachableTargetError, shrink
+from tinynet_core.solve import Shrunk, UnreachableTargetError, shrink
 from . import models  # registers the models with timm
 from .models import MODEL_NAMES, NoPretrainedWeightsError

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .atomic import replace_atomically
+from tinynet_core.atomic import replace_atomically
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_ATOL = 1e-4

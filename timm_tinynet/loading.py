@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
+from .text import first_line
+
 HEAD_SUFFIXES = ("classifier.weight", "fc.weight", "head.fc.weight")
 PROBE_TIMEOUT_S = 3.0  # how long --pretrained waits for the weights' server to answer before it gives up
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm fetches from a hub repo, in its order
@@ -21,12 +23,6 @@ HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm fetche
 
 class ModelLoadError(ValueError):
     """A model that cannot be built or given its weights, with the reason."""
-
-
-def first_line(error: BaseException) -> str:
-    """An exception's message cut to its first line (its type when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def head_classes(state: Dict[str, torch.Tensor]) -> Optional[int]:
@@ -208,9 +204,8 @@ def load_model(name: Optional[str], model_kwargs: Dict[str, Any], checkpoint: Op
     ``name`` defaults to the checkpoint's arch. The checkpoint's recorded model kwargs (r=, d=, w=, ...) are used
     when none are given and ``name`` is the checkpoint's own model; the classes follow its classifier; its EMA
     weights are loaded when present and ``prefer_ema``. Raises ModelLoadError (or CheckpointError)."""
-    from .train.checkpoint import load_checkpoint, load_weights, model_state
-
-    from .guard import MAX_CHECKPOINT_BYTES, check_input_file
+    from tinynet_core.guard import MAX_CHECKPOINT_BYTES, check_input_file
+    from .train.checkpoint import load_checkpoint, load_weights, model_state  # lazily: train/__init__ imports us
 
     kwargs = dict(model_kwargs)
     ckpt: Dict[str, Any] = {}

@@ -1,71 +1,31 @@
 """The paper's models as timm entrypoints: importing ``timm_tinynet`` registers them.
 
-Each public model is a few lines over a baseline (``baselines/``) and a Cube; pretrained metadata lives in
-``default_cfgs`` as in timm's own model files. ``tinynet_a`` .. ``tinynet_e`` ship with timm itself; they are
-registered here only on a timm that lacks them (a test checks that ours build identical networks), so timm's
-registry is never overwritten.
+Each public model is a few lines over a baseline (``baselines/``) and a Cube (``tinynet_core.named``); pretrained
+metadata lives in ``default_cfgs`` as in timm's own model files. The released ``tinynet_a`` .. ``tinynet_e`` are
+timm's own models (every supported timm ships them, with their weights); they are listed in ``MODEL_NAMES`` and
+``PAPER_MODELS`` for the hub and the reports, and a test checks that our baseline builds identical networks.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
-import timm
 import torch.nn as nn
 from timm.models import register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import generate_default_cfgs
 
 from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline, get_baseline
-from .cube import Cube
-from .frontier import check_frontier_path
-from .solve import DEFAULT_RULE, DEFAULT_TOLERANCE, check_rule, check_tolerance, shrink
+from tinynet_core.cube import Cube
+from tinynet_core.frontier import check_frontier_path
+from tinynet_core.named import (B_MINUS_CUBES, FORMULA_CUBES, FORMULA_TARGETS, NAMED_CUBES, RESNET50_GIANT_PHI,
+                                TINYNET_CUBES)
+from tinynet_core.solve import DEFAULT_RULE, DEFAULT_TOLERANCE, check_rule, check_tolerance, shrink
 
 __all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "FORMULA_TARGETS",
            "FORMULA_CUBES", "PAPER_MODELS"]
 
-# Released TinyNets (huawei-noah/CV-Backbones, identical to timm's tinynet_a..e).
-TINYNET_CUBES: Dict[str, Cube] = {
-    "tinynet_a": Cube(0.86, 1.2, 1.0),
-    "tinynet_b": Cube(0.84, 1.1, 0.75),
-    "tinynet_c": Cube(0.825, 0.85, 0.54),
-    "tinynet_d": Cube(0.68, 0.695, 0.54),
-    "tinynet_e": Cube(0.475, 0.6, 0.51),
-}
-# EfficientNet-B^-phi from ``solve.efficientnet_b_minus`` (frozen here; tests re-derive them).
-B_MINUS_CUBES: Dict[str, Cube] = {
-    "efficientnet_bm1": Cube(0.86, 0.8, 0.89),
-    "efficientnet_bm2": Cube(0.715, 0.63, 0.78),
-    "efficientnet_bm3": Cube(0.61, 0.49, 0.69),
-    "efficientnet_bm4": Cube(0.5, 0.37, 0.6),
-}
-# Inverse giant formula on ResNet-50 at the FLOPs of ResNet-34 (a) and ResNet-18 (b), paper Table 2.
-RESNET50_GIANT_PHI: Dict[str, float] = {"resnet50_giant_a": -0.42, "resnet50_giant_b": -1.33}
-
-# The tiny formula (default frontier) at the paper's FLOPs budgets (Tables 2 and 6): model -> (baseline, target
-# FLOPs) and the cube it gives, frozen here; tests re-derive them with shrink(baseline, target / C0, "tiny").
-FORMULA_TARGETS: Dict[str, tuple] = {
-    "resnet50_tiny_a": ("resnet50", 3.6e9),
-    "resnet50_tiny_b": ("resnet50", 1.8e9),
-    "ghostnet_b": ("ghostnet_a", 300e6),
-    "ghostnet_c": ("ghostnet_a", 141e6),
-    "ghostnet_d": ("ghostnet_a", 52e6),
-}
-FORMULA_CUBES: Dict[str, Cube] = {
-    "resnet50_tiny_a": Cube(0.86, 1.22, 0.9844),
-    "resnet50_tiny_b": Cube(0.84, 1.01, 0.78),
-    "ghostnet_b": Cube(0.843, 1.05, 0.806),
-    "ghostnet_c": Cube(0.815, 0.85, 0.56),
-    "ghostnet_d": Cube(0.556, 0.64, 0.52143),
-}
-
 # model name -> (baseline, cube) for every fixed-architecture model of the paper
-PAPER_MODELS: Dict[str, tuple] = {
-    **{name: (TINYNET_B0, cube) for name, cube in TINYNET_CUBES.items()},
-    **{name: (COMPOUND_B0, cube) for name, cube in B_MINUS_CUBES.items()},
-    **{name: (RESNET50, Cube.giant(phi)) for name, phi in RESNET50_GIANT_PHI.items()},
-    "ghostnet_a": (GHOSTNET_A, Cube()),
-    **{name: (get_baseline(FORMULA_TARGETS[name][0]), cube) for name, cube in FORMULA_CUBES.items()},
-}
+PAPER_MODELS: Dict[str, tuple] = {name: (get_baseline(baseline), cube) for name, (baseline, cube) in NAMED_CUBES.items()}
 
 
 class NoPretrainedWeightsError(RuntimeError):
@@ -76,11 +36,7 @@ def _cfg(baseline: Baseline, cube: Cube, **kwargs: Any) -> Dict[str, Any]:
     return baseline.pretrained_cfg(cube) | kwargs
 
 
-_TINYNET_URL = "https://github.com/huawei-noah/CV-Backbones/releases/download/v1.2.0/{}.pth"
-
 default_cfgs = generate_default_cfgs({
-    **{f"{name}.in1k": _cfg(TINYNET_B0, cube, url=_TINYNET_URL.format(name), hf_hub_id="timm/")
-       for name, cube in TINYNET_CUBES.items()},
     "tinynet": _cfg(TINYNET_B0, Cube()),
     **{name: _cfg(COMPOUND_B0, cube) for name, cube in B_MINUS_CUBES.items()},
     "resnet50_tiny": _cfg(RESNET50, Cube()),
@@ -145,12 +101,6 @@ def _paper(variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
     return _create(variant, baseline, cube, pretrained, **kwargs)
 
 
-def _register_unless_timm_has(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """timm ships tinynet_a..e itself: ours (identical networks, tested) are registered only on a timm that lacks
-    them, so timm's registry is never overwritten."""
-    return fn if timm.is_model(fn.__name__) else register_model(fn)
-
-
 # ---- models with r=/d=/w= or c= (+ rule, tol, frontier) ------------------------------------------------------
 
 @register_model
@@ -176,38 +126,6 @@ def ghostnet_tiny(pretrained: bool = False, r: Optional[float] = None, d: Option
                   tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
     """GhostNet-A twisted by ``r``/``d``/``w``, or shrunk to ``c`` by ``rule`` (see ``tinynet``)."""
     return _twisted("ghostnet_tiny", GHOSTNET_A, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
-
-
-# ---- the released TinyNets (timm has them too) -----------------------------------------------------------------
-
-@_register_unless_timm_has
-def tinynet_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """TinyNet-A: EfficientNet-B0 at r .86, d 1.2, w 1 (192 px)."""
-    return _paper("tinynet_a", pretrained, **kwargs)
-
-
-@_register_unless_timm_has
-def tinynet_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """TinyNet-B: EfficientNet-B0 at r .84, d 1.1, w .75 (188 px)."""
-    return _paper("tinynet_b", pretrained, **kwargs)
-
-
-@_register_unless_timm_has
-def tinynet_c(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """TinyNet-C: EfficientNet-B0 at r .825, d .85, w .54 (184 px)."""
-    return _paper("tinynet_c", pretrained, **kwargs)
-
-
-@_register_unless_timm_has
-def tinynet_d(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """TinyNet-D: EfficientNet-B0 at r .68, d .695, w .54 (152 px)."""
-    return _paper("tinynet_d", pretrained, **kwargs)
-
-
-@_register_unless_timm_has
-def tinynet_e(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """TinyNet-E: EfficientNet-B0 at r .475, d .6, w .51 (106 px)."""
-    return _paper("tinynet_e", pretrained, **kwargs)
 
 
 # ---- EfficientNet-B^-phi (inverse giant formula, EfficientNet's own stem/head scaling) --------------------------
@@ -246,7 +164,7 @@ def resnet50_giant_a(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 @register_model
 def resnet50_giant_b(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """ResNet-50 by the EfficientNet rule at ResNet-18's FLOPs (phi -1.33)."""
+    """ResNet-50 by the EfficientNet rule at ResNet-18's FLOPs (phi -1.31)."""
     return _paper("resnet50_giant_b", pretrained, **kwargs)
 
 
@@ -288,5 +206,5 @@ def ghostnet_d(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     return _paper("ghostnet_d", pretrained, **kwargs)
 
 
-MODEL_NAMES = tuple(PAPER_MODELS) + ("tinynet", "resnet50_tiny", "ghostnet_tiny")
-__all__ += list(MODEL_NAMES) + ["MODEL_NAMES"]
+MODEL_NAMES = tuple(PAPER_MODELS) + ("tinynet", "resnet50_tiny", "ghostnet_tiny")  # tinynet_a..e are timm's
+__all__ += [name for name in MODEL_NAMES if name not in TINYNET_CUBES] + ["MODEL_NAMES"]

@@ -7,9 +7,10 @@ import pandas as pd
 import timm
 
 from . import models as _models  # noqa: F401  (registers the models)
-from .cube import Cube
+from tinynet_core.cube import Cube
 from .flops import count_flops, count_params
-from .paper import PAPER_MODELS, PaperModel
+from .verify import count_activations
+from tinynet_core.paper import PAPER_MODELS, PaperModel
 
 
 def _cube_of(entry: PaperModel) -> Optional[Cube]:
@@ -28,6 +29,7 @@ def model_row(entry: PaperModel) -> dict:
     model = timm.create_model(entry.model, **entry.kwargs)
     flops_m = count_flops(model) / 1e6
     params_m = count_params(model) / 1e6
+    activations_m = count_activations(model, model.pretrained_cfg["input_size"][-1]) / 1e6
     cube = _cube_of(entry)
     call = ", ".join([repr(entry.model)] + [f"{k}={v!r}" for k, v in entry.kwargs.items()])
     return {
@@ -43,12 +45,14 @@ def model_row(entry: PaperModel) -> dict:
         "flops_m": round(flops_m, 1),
         "paper_flops_m": entry.flops_m,
         "flops_rel_diff": _rel(flops_m, entry.flops_m),
+        "activations_m": round(activations_m, 3),
         "source": entry.source,
     }
 
 
 def model_table(entries: Iterable[PaperModel] = PAPER_MODELS) -> pd.DataFrame:
-    """FLOPs (fvcore conv + linear multiply-adds) and parameters of every paper model, next to the paper's."""
+    """FLOPs (fvcore conv + linear multiply-adds) and parameters of every paper model, next to the paper's, and
+    activations (fvcore: conv + linear output elements per image; the paper reports none)."""
     return pd.DataFrame([model_row(e) for e in entries])
 
 
@@ -74,21 +78,20 @@ _B_MINUS = {0.5: "efficientnet_bm1", 0.25: "efficientnet_bm2", 0.13: "efficientn
 
 
 def _cube_columns(prefix: str, baseline: str, cube: Cube) -> dict:
-    from .baselines import get_baseline
-    from .flops import cube_cost
+    from tinynet_core.cost import cube_cost_analytic
 
-    flops, params = cube_cost(baseline, cube)
+    cost = cube_cost_analytic(baseline, cube)
     return {f"{prefix}_r": round(cube.r, 4), f"{prefix}_d": round(cube.d, 4), f"{prefix}_w": round(cube.w, 4),
-            f"{prefix}_px": get_baseline(baseline).img_size(cube), f"{prefix}_flops_m": round(flops / 1e6, 1),
-            f"{prefix}_params_m": round(params / 1e6, 3)}
+            f"{prefix}_px": cost.img_size, f"{prefix}_flops_m": round(cost.flops / 1e6, 1),
+            f"{prefix}_params_m": round(cost.params / 1e6, 3), f"{prefix}_acts_m": round(cost.activations / 1e6, 3)}
 
 
 def formula_table(c_values: Iterable[float] = PAPER_C, frontier: Optional[str] = None) -> pd.DataFrame:
     """The tiny formula at the paper's c values next to the released TinyNets and EfficientNet-B^-phi."""
     import warnings
 
-    from .formula import ExtrapolationWarning
-    from .solve import shrink
+    from tinynet_core.formula import ExtrapolationWarning
+    from tinynet_core.solve import shrink
 
     rows = []
     for c in c_values:
@@ -118,8 +121,8 @@ def formula_figure(path, frontier: Optional[str] = None) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .cube import GIANT_DEPTH_BASE, GIANT_RESOLUTION_BASE, GIANT_WIDTH_BASE
-    from .formula import get_formula
+    from tinynet_core.cube import GIANT_DEPTH_BASE, GIANT_RESOLUTION_BASE, GIANT_WIDTH_BASE
+    from tinynet_core.formula import get_formula
 
     formula = get_formula(frontier)
     c = np.geomspace(0.02, 1.0, 300)
@@ -140,7 +143,7 @@ def formula_figure(path, frontier: Optional[str] = None) -> None:
         ax.legend(fontsize=8)
     fig.suptitle("Tiny formula on the shipped EfficientNet-B0 frontier (released TinyNet-A..E)"
                  if frontier is None else f"Tiny formula on {frontier}")
-    from .atomic import replace_atomically
+    from tinynet_core.atomic import replace_atomically
 
     # no "Software" text chunk (it names the matplotlib version): the same figure gives the same bytes, so a
     # regenerated copy that did not change is no change to git
@@ -155,7 +158,8 @@ def _model_cell(row: pd.Series, prefix: str, with_std: bool = False) -> str:
     if with_std:
         r, d = f"{r}±{row[f'{prefix}_r_std']:.3f}", f"{d}±{row[f'{prefix}_d_std']:.3f}"
     return (f"r {r}, d {d}, w {row[f'{prefix}_w']:g} · {int(row[f'{prefix}_px'])}px · "
-            f"{row[f'{prefix}_flops_m']:g}M FLOPs · {row[f'{prefix}_params_m']:.2f}M params")
+            f"{row[f'{prefix}_flops_m']:g}M FLOPs · {row[f'{prefix}_params_m']:.2f}M params · "
+            f"{row[f'{prefix}_acts_m']:.2f}M activations")
 
 
 def formula_markdown(df: pd.DataFrame) -> str:

@@ -64,7 +64,7 @@ OUTPUT_NAMES = ("classes.txt", "train", "val", "train.txt", "val.txt")
 def check_out(root: Path, out: Path) -> None:
     """Before any work: ``out`` is a new (or empty) folder outside the ImageNet folder, where files can be written;
     SubsetError (or the guard's GuardError) otherwise."""
-    from .guard import check_input_dir, check_output_dir
+    from tinynet_core.guard import check_input_dir, check_output_dir
 
     check_input_dir(root, "--imagenet")
     check_output_dir(out, "--out", OUTPUT_NAMES, [("--imagenet", root)])

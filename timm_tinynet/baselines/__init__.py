@@ -1,17 +1,18 @@
-"""Baseline networks that a Cube can twist, by name."""
+"""Baseline networks that a Cube twists, by name, with their timm builders (``tinynet_core.baselines`` describes
+the same baselines without torch or timm)."""
 from __future__ import annotations
 
 from typing import Dict
 
-from .base import Baseline, MIN_IMG_SIZE
+from .base import MIN_IMG_SIZE, Baseline, TimmBaseline
 from .efficientnet import COMPOUND_B0, TINYNET_B0, EfficientNetB0
 from .ghostnet import GHOSTNET_A, CubeGhostNet, GhostNetA
 from .resnet import RESNET50, ResNet50
 
-BASELINES: Dict[str, Baseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
+BASELINES: Dict[str, TimmBaseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
 
 
-def get_baseline(name: str) -> Baseline:
+def get_baseline(name: str) -> TimmBaseline:
     try:
         return BASELINES[name]
     except (KeyError, TypeError):  # TypeError: an unhashable name (a list, a dict)
@@ -20,5 +21,5 @@ def get_baseline(name: str) -> Baseline:
 
 __all__ = [
     "BASELINES", "Baseline", "CubeGhostNet", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50",
-    "get_baseline", "COMPOUND_B0", "TINYNET_B0", "RESNET50", "GHOSTNET_A",
+    "TimmBaseline", "get_baseline", "COMPOUND_B0", "TINYNET_B0", "RESNET50", "GHOSTNET_A",
 ]

@@ -1,20 +1,22 @@
-"""What every baseline provides: a Cube becomes timm constructor kwargs, an input size and a model."""
+"""What a baseline adds for timm: a Cube becomes constructor kwargs of timm's builder, a pretrained cfg and a model.
+
+The torch-free part of every baseline (input size, architecture, summaries) is ``tinynet_core.baselines``; each
+class here extends its description there with ``model_kwargs`` and ``create``.
+"""
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..archs import MIN_IMG_SIZE  # noqa: F401  (re-exported: the baselines' minimum input size)
-from ..cube import Cube
+from tinynet_core.archs import MIN_IMG_SIZE  # noqa: F401  (re-exported: the baselines' minimum input size)
+from tinynet_core.baselines import Baseline as Described
+from tinynet_core.cube import Cube
 
-
-
-def round_repeats(repeats: int, d: float) -> int:
-    """Depth rounding shared by all baselines: round to nearest, never below one block (timm's 'round' trunc)."""
-    return max(1, round(repeats * d))
+IMAGENET_CFG = dict(crop_pct=0.875, mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, license="apache-2.0")
 
 
 def pool_size_for(img_size: int, reduction: int = 32) -> int:
@@ -22,25 +24,11 @@ def pool_size_for(img_size: int, reduction: int = 32) -> int:
     return math.ceil(img_size / reduction)
 
 
-class Baseline(ABC):
-    """A network family that can be twisted along (r, d, w).
+class TimmBaseline(Described, ABC):
+    """A described baseline that timm can build. Subclasses are small and declarative: ``model_kwargs`` is a pure
+    function of the cube, ``create`` feeds those kwargs to timm's own builder for the family."""
 
-    Subclasses are small and declarative: ``model_kwargs`` is a pure function of the cube, ``create`` feeds
-    those kwargs to timm's own builder for the family.
-    """
-
-    name: str
-    base_img_size: int  # input resolution at r = 1
-    generic_model: Optional[str]  # the registered timm model that takes r=, d=, w= (None: not registered)
     default_cfg: Dict[str, Any]  # pretrained-cfg fields (mean/std/crop/first_conv/classifier) shared by the family
-
-    def img_size(self, cube: Cube) -> int:
-        size = int(self.base_img_size * cube.r)
-        if size < MIN_IMG_SIZE:
-            raise ValueError(
-                f"r={cube.r:.4g} gives a {size}px input for {self.name} (base {self.base_img_size}px); "
-                f"the minimum is {MIN_IMG_SIZE}px")
-        return size
 
     def cfg_overlay(self, cube: Cube) -> Dict[str, Any]:
         """Pretrained-cfg entries that depend on the cube: the model's own input and pooled feature size."""
@@ -57,21 +45,8 @@ class Baseline(ABC):
         """Constructor kwargs of timm's model class for this cube (architecture only)."""
 
     @abstractmethod
-    def arch_key(self, cube: Cube) -> tuple:
-        """A hashable summary that is equal exactly when two cubes build the same layers (any input size)."""
-
-    @abstractmethod
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         """Build the model through timm's builder; ``kwargs`` are the usual timm model kwargs."""
 
-    @abstractmethod
-    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
-        """The twisted architecture as plain data (timm arch strings or constructor kwargs), JSON-serialisable."""
 
-    @abstractmethod
-    def stage_repeats(self, cube: Cube) -> List[int]:
-        """Blocks per stage after depth rounding (for reports)."""
-
-    @abstractmethod
-    def stage_channels(self, cube: Cube) -> List[int]:
-        """Output channels per stage after width rounding (for reports)."""
+Baseline = TimmBaseline

@@ -11,20 +11,17 @@ and inherits all of timm's forward / feature / classifier-reset code.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Linear, SelectAdaptivePool2d, create_act_layer, get_act_layer, make_divisible
+from timm.layers import DropPath, Linear, SelectAdaptivePool2d, create_act_layer, get_act_layer
 from timm.models._builder import build_model_with_cfg
 from timm.models.ghostnet import ConvBnAct, GhostBottleneck, GhostNet
 
-from ..archs import GHOST_CHANNEL_DIVISOR, GHOSTNET_A_HEAD, GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE
-from ..cube import Cube
-from .base import Baseline, round_repeats
-
-CHANNEL_DIVISOR = GHOST_CHANNEL_DIVISOR
+from tinynet_core import baselines as described
+from tinynet_core.cube import Cube
+from .base import IMAGENET_CFG, TimmBaseline
 
 BlockSpec = Tuple[int, int, int, float, int]  # timm GhostNet cfg entry: kernel, mid chs, out chs, se ratio, stride
 
@@ -107,62 +104,11 @@ class CubeGhostNet(GhostNet):
         self.classifier = Linear(head_size, num_classes) if num_classes > 0 else nn.Identity()
 
 
-class GhostNetA(Baseline):
-    name = "ghostnet_a"
-    generic_model = "ghostnet_tiny"  # the registered timm model that takes r/d/w
-    base_img_size = GHOSTNET_IMG_SIZE
-    default_cfg = dict(
-        crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD,
-        first_conv="conv_stem", classifier="classifier", license="apache-2.0",
-    )
-
-    def _width(self, channels: float, w: float) -> int:
-        return make_divisible(channels * w, CHANNEL_DIVISOR)
-
-    def row_repeats(self, cube: Cube) -> List[int]:
-        return [round_repeats(row[5], cube.d) for row in GHOSTNET_A_ROWS]
-
-    def stage_repeats(self, cube: Cube) -> List[int]:
-        return self.row_repeats(cube)
-
-    def stage_channels(self, cube: Cube) -> List[int]:
-        return [self._width(row[2], cube.w) for row in GHOSTNET_A_ROWS]
-
-    def cfgs(self, cube: Cube) -> List[List[BlockSpec]]:
-        """timm GhostNet cfgs: a stride-2 block is a stage of its own, as in timm's GhostNet definitions."""
-        stages: List[List[BlockSpec]] = []
-        prev = self._width(GHOSTNET_A_STEM, cube.w)
-        for (kernel, expansion, out, se, stride, _), repeats in zip(GHOSTNET_A_ROWS, self.row_repeats(cube)):
-            out = self._width(out, cube.w)
-            blocks = []
-            for i in range(repeats):
-                blocks.append((kernel, make_divisible(expansion * prev, CHANNEL_DIVISOR), out, se, stride if i == 0 else 1))
-                prev = out
-            if stride > 1:
-                stages.append(blocks[:1])
-                blocks = blocks[1:]
-            if blocks:
-                stages.append(blocks)
-        return stages
+class GhostNetA(TimmBaseline, described.GhostNetA):
+    default_cfg = dict(IMAGENET_CFG, interpolation="bicubic", first_conv="conv_stem", classifier="classifier")
 
     def model_kwargs(self, cube: Cube) -> Dict[str, Any]:
-        cfgs = self.cfgs(cube)
-        return dict(
-            cfgs=cfgs,
-            stem_size=self._width(GHOSTNET_A_STEM, cube.w),
-            final_size=cfgs[-1][-1][1],  # Table 7: the 1x1 conv widens to the last block's expanded width
-            head_size=max(GHOSTNET_A_HEAD, self._width(GHOSTNET_A_HEAD, cube.w)),
-        )
-
-    def arch_key(self, cube: Cube) -> tuple:
-        kwargs = self.model_kwargs(cube)
-        cfgs = tuple(tuple(stage) for stage in kwargs["cfgs"])
-        return cfgs, kwargs["stem_size"], kwargs["final_size"], kwargs["head_size"]
-
-    def arch_summary(self, cube: Cube) -> Dict[str, Any]:
-        kwargs = self.model_kwargs(cube)
-        kwargs["cfgs"] = [[list(block) for block in stage] for stage in kwargs["cfgs"]]
-        return kwargs
+        return self.arch_summary(cube)
 
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
         return build_model_with_cfg(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import StudyError
-from .tables import check_results
+from tinynet_core.study.tables import check_results
 
 KEEP_FRACTION = 0.2
 ANALYSIS_FILES = ("frontier.csv", "correlations.csv", "models.csv", "fig1_accuracy_vs_flops.png",
@@ -92,7 +92,7 @@ def check_out_dir(out_dir: Path, results_path: Path) -> None:
     """``out_dir`` may be new, empty, or an earlier analysis of the same results file (its files are replaced);
     anything else is refused rather than mixed with or overwritten. It must not be or hold the results file, and
     it must be writable: all checked before any work."""
-    from ..guard import LOCK_NAME, MANIFEST, MB, check_input_file, check_output_dir
+    from tinynet_core.guard import LOCK_NAME, MANIFEST, MB, check_input_file, check_output_dir
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir, "--out", (*ANALYSIS_FILES, MARKER), [("results", results_path)], overwrite=True)
@@ -116,10 +116,10 @@ def check_out_dir(out_dir: Path, results_path: Path) -> None:
 def write_analysis(analysis: Analysis, out_dir: Path, results_path: Path) -> Dict[str, Path]:
     """frontier.csv (for ``tinynet-formula --frontier``), correlations.csv, models.csv and the figures; the
     outputs of an earlier analysis of the same results that this one does not make (Fig. 2) are removed."""
-    from ..atomic import write_text
-    from ..formula import TinyFormula
+    from tinynet_core.atomic import write_text
+    from tinynet_core.formula import TinyFormula
     from .figures import figure_accuracy_vs_dims, figure_accuracy_vs_flops, figure_dims_vs_flops
-    from .tables import write_csv_atomic
+    from tinynet_core.study.tables import write_csv_atomic
 
     check_out_dir(out_dir, results_path)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    from ..atomic import replace_atomically
+    from tinynet_core.atomic import replace_atomically
 
     return replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 

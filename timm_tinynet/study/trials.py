@@ -30,9 +30,9 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import pandas as pd
 
 from ..baselines import get_baseline
-from ..guard import folder_lock
+from tinynet_core.guard import folder_lock
 from . import StudyError
-from .tables import PLAN_COLUMNS, RESULT_COLUMNS, read_plan, read_results, rows_of, write_csv_atomic
+from tinynet_core.study.tables import PLAN_COLUMNS, RESULT_COLUMNS, read_plan, read_results, rows_of, write_csv_atomic
 
 EXECUTORS = ("local", "ray")
 STOP_GRACE_S = 10.0  # how long a stopped driver lets its trials clean up before it kills them
@@ -118,7 +118,7 @@ def results_plan_problem(plan: pd.DataFrame, results: pd.DataFrame, epochs: int)
 
 def trial_command(spec: Dict) -> List[str]:
     model = get_baseline(spec["baseline"]).generic_model
-    cmd = [sys.executable, "-m", "timm_tinynet.cli.train", "--data-dir", str(spec["data_dir"]), "--model", model,
+    cmd = [sys.executable, "-m", "tinynet_cli.train", "--data-dir", str(spec["data_dir"]), "--model", model,
            "--model-kwargs", f"r={spec['r']}", f"d={spec['d']}", f"w={spec['w']}",
            "--output", str(spec["trials_dir"]), "--experiment", spec["id"], "--epochs", str(spec["epochs"]),
            "--log-interval", "1000000", *spec["train_args"]]
@@ -298,7 +298,7 @@ def _check_files(plan_path: Path, results_path: Path, data_dir: Path, trials_dir
     """The plan, the data and where the study writes, before anything runs (GuardError / StudyError): the results
     table and the trial folders never replace or land inside an input. An existing results table is resumed, so
     it must be one (read_results refuses any other file rather than overwrite it)."""
-    from ..guard import check_input_dir, check_not_an_input, check_output_dir, check_output_file
+    from tinynet_core.guard import check_input_dir, check_not_an_input, check_output_dir, check_output_file
 
     check_input_dir(data_dir, "--data-dir")
     plan = read_plan(plan_path)

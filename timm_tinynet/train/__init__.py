@@ -1,5 +1,5 @@
 """Training on timm's components: the paper's recipes, checkpoints, the loop."""
-from ..guard import GuardError
+from tinynet_core.guard import GuardError
 from ..loading import ModelLoadError
 from .checkpoint import CheckpointError, load_checkpoint, model_state
 from .data import DataError

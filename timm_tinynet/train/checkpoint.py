@@ -19,9 +19,9 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 import torch
 
-from ..atomic import replace_atomically
-from ..guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_file
-from ..loading import first_line
+from tinynet_core.atomic import replace_atomically
+from tinynet_core.guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_file
+from ..text import first_line
 
 PathLike = Union[str, Path]
 

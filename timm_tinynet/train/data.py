@@ -19,7 +19,7 @@ from timm.data import ImageDataset
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torch.utils.data.dataloader import default_collate
 
-from ..loading import first_line
+from ..text import first_line
 
 _logger = logging.getLogger("timm_tinynet.data")
 

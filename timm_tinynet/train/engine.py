@@ -52,8 +52,8 @@ import torch.nn as nn
 
 from timm.utils import ModelEmaV3
 
-from ..atomic import write_text
-from ..guard import GuardError, check_output_dir, folder_lock
+from tinynet_core.atomic import write_text
+from tinynet_core.guard import GuardError, check_output_dir, folder_lock
 from .checkpoint import (CheckpointError, build_checkpoint, load_checkpoint, load_weights, model_state, save_atomic,
                          set_rng_state)
 from .data import DataError, class_names, eval_loader, eval_transform, load_splits, train_loader, train_transform
@@ -236,8 +236,7 @@ def settling_warnings(args, total_steps: int) -> List[str]:
 
 def create_model(args, num_classes: int, meta: bool = False) -> nn.Module:
     """The run's model with its dropout, stochastic depth and BN momentum. ``meta=True`` builds a shape-only
-    copy (no weights, no download) to look at the architecture."""
-    from ..flops import on_meta_device
+    copy on the meta device (no storage, no weights, no download) to look at the architecture."""
     from ..loading import create
 
     kwargs = dict(args.model_kwargs, num_classes=num_classes)
@@ -245,7 +244,7 @@ def create_model(args, num_classes: int, meta: bool = False) -> nn.Module:
         kwargs["drop_rate"] = args.drop
     if args.drop_path:
         kwargs["drop_path_rate"] = args.drop_path
-    with on_meta_device() if meta else nullcontext():
+    with torch.device("meta") if meta else nullcontext():
         model = create(args.model, pretrained=args.pretrained and not meta, **kwargs)
     set_bn_momentum(model, args.bn_momentum)
     return model

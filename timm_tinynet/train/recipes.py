@@ -30,7 +30,6 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         epochs=90, smoothing=0.0, model_ema_warmup=True,
     ),
 }
-RECIPE_FIELDS = tuple(RECIPES["tinynet"])
 
 
 def default_recipe_for(model: nn.Module) -> str:

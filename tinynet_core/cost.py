@@ -313,7 +313,7 @@ class GhostNetArch(NamedTuple):
     head: int
 
 
-def _ghost_width(channels: float, w: float) -> int:
+def ghost_width(channels: float, w: float) -> int:
     return make_divisible(channels * w, GHOST_CHANNEL_DIVISOR)
 
 
@@ -321,10 +321,10 @@ def ghostnet_a_arch(cube: Cube) -> GhostNetArch:
     """baselines/ghostnet.py ``GhostNetA.model_kwargs``: rows of Table 7, widths divisible by 4, expansion
     relative to the block input, a stride-2 block as a stage of its own, final 1x1 conv to the last block's
     mid width, head ``max(1400, 1400 w)``."""
-    stem = prev = _ghost_width(GHOSTNET_A_STEM, cube.w)
+    stem = prev = ghost_width(GHOSTNET_A_STEM, cube.w)
     stages = []
     for kernel, expansion, out, se, stride, repeats in GHOSTNET_A_ROWS:
-        out = _ghost_width(out, cube.w)
+        out = ghost_width(out, cube.w)
         blocks = []
         for i in range(round_repeats(repeats, cube.d)):
             blocks.append(GhostBlock(kernel, make_divisible(expansion * prev, GHOST_CHANNEL_DIVISOR), out, se,
@@ -335,7 +335,7 @@ def ghostnet_a_arch(cube: Cube) -> GhostNetArch:
             blocks = blocks[1:]
         if blocks:
             stages.append(tuple(blocks))
-    head = max(GHOSTNET_A_HEAD, _ghost_width(GHOSTNET_A_HEAD, cube.w))
+    head = max(GHOSTNET_A_HEAD, ghost_width(GHOSTNET_A_HEAD, cube.w))
     return GhostNetArch(stem, tuple(stages), stages[-1][-1].mid_chs, head)
 
 

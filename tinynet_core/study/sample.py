@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 
 from ..baselines import MIN_IMG_SIZE, get_baseline
 from ..cube import MAX_MULTIPLIER, MIN_MULTIPLIER, Cube
-from ..flops import cube_cost
+from ..cost import cube_cost_analytic
 from . import StudyError
 
 Range = Tuple[float, float]
@@ -62,7 +61,8 @@ def _check_ratio(option: str, c: float, high: float = MAX_FLOPS_RATIO, high_open
 
 
 def _row(baseline: str, kind: str, cube: Cube, c0: int) -> Dict:
-    flops, params = cube_cost(baseline, cube)
+    cost = cube_cost_analytic(baseline, cube)
+    flops, params = cost.flops, cost.params
     return {"kind": kind, "baseline": baseline, "r": cube.r, "d": cube.d, "w": cube.w,
             "img_size": get_baseline(baseline).img_size(cube), "flops": flops, "params": params,
             "c": round(flops / c0, 6)}
@@ -74,7 +74,7 @@ def _hopeless(found: int, counted: int, n: int) -> bool:
 
 
 def _giant_rows(baseline: str, giant_c: Sequence[float], c0: int) -> List[Dict]:
-    from ..solve import UnreachableTargetError, shrink
+    from tinynet_core.solve import UnreachableTargetError, shrink
 
     rows = []
     for c in giant_c:
@@ -90,19 +90,18 @@ def _target_row(base, r: float, d: float, w_range: Range, target_c: float, tol: 
                 known: _Known) -> Optional[Dict]:
     """The model at (r, d) whose w, solved within ``w_range``, puts it within ``tol`` of ``target_c``; None when
     there is none (what was learnt goes into ``known``)."""
-    from ..solve import UnreachableTargetError, _solve_rule, _width_rule
+    from tinynet_core.solve import UnreachableTargetError, nearest_step, width_scalar
 
     target = target_c * c0
     w_lo, w_hi = w_range
-    if cube_cost(base.name, Cube(r, d, w_lo))[0] > target * (1 + tol):
+    if cube_cost_analytic(base.name, Cube(r, d, w_lo)).flops > target * (1 + tol):
         known.add((r, d, w_lo), big=True)
         return None
-    if cube_cost(base.name, Cube(r, d, w_hi))[0] < target * (1 - tol):
+    if cube_cost_analytic(base.name, Cube(r, d, w_hi)).flops < target * (1 - tol):
         known.add((r, d, w_hi), big=False)
         return None
-    spec = replace(_width_rule(r, d, target_c), lo=w_lo, hi=w_hi)
     try:
-        w = round(spec.make_cube(_solve_rule(base, spec, "tiny", target_c, c0, target, tol)).w, DIGITS)
+        w = round(nearest_step(base, width_scalar(r, d, w_lo, w_hi), target, tol, "tiny", target_c, c0), DIGITS)
     except UnreachableTargetError:  # the target falls inside a step of the discrete architecture
         return None
     if not w_lo <= w <= w_hi:  # simplifying w's decimals may step just outside the range
@@ -143,9 +142,9 @@ def sample_plan(
     if int(r_range[1] * base.base_img_size) < MIN_IMG_SIZE or r_range[0] > r_range[1]:
         raise StudyError(f"--r-range max {r_range[1]:g} gives inputs below {MIN_IMG_SIZE}px")
     ranges = [(round(lo, DIGITS), round(hi, DIGITS)) for lo, hi in (r_range, d_range, w_range)]
-    c0 = cube_cost(base.name, Cube())[0]
+    c0 = cube_cost_analytic(base.name, Cube()).flops
     giants = _giant_rows(base.name, giant_c, c0)  # before sampling: a bad --giant-c fails at once
-    reach = tuple(cube_cost(base.name, Cube(*corner))[0] / c0 for corner in zip(*ranges))
+    reach = tuple(cube_cost_analytic(base.name, Cube(*corner)).flops / c0 for corner in zip(*ranges))
     if target_c is None:
         want, lo, hi = f"in --flops-range {flops_range[0]:.10g} {flops_range[1]:.10g}", *flops_range
     else:

@@ -35,7 +35,7 @@ def write_csv_atomic(path: Path, rows: Iterable[Dict], columns: Sequence[str]) -
 
 
 def _read(path: Path, what: str, columns: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
-    from ..guard import MAX_TABLE_BYTES, check_input_file
+    from tinynet_core.guard import MAX_TABLE_BYTES, check_input_file
 
     check_input_file(path, what, MAX_TABLE_BYTES)  # a regular file of bounded size: a pipe never blocks the read
     try:

@@ -127,14 +127,14 @@ def released_tinynet_frontier() -> pd.DataFrame:
     TinyNets are the formula's outputs at c = .9/.5/.25/.13/.06, so fitting to them recovers the formula
     the authors used at those points.
     """
+    from .cost import cube_cost_analytic
     from .cube import Cube
-    from .flops import cube_cost
-    from .models import TINYNET_CUBES
+    from .named import TINYNET_CUBES
 
-    c0 = cube_cost("efficientnet_b0", Cube())[0]
+    c0 = cube_cost_analytic("efficientnet_b0", Cube()).flops
     rows = []
     for name, cube in TINYNET_CUBES.items():
-        flops = cube_cost("efficientnet_b0", cube)[0]
+        flops = cube_cost_analytic("efficientnet_b0", cube).flops
         rows.append(dict(c=round(flops / c0, 6), r=cube.r, d=cube.d, w=cube.w, flops=flops, top1=None,
                          source=f"released {name} (huawei-noah/CV-Backbones)", baseline="efficientnet_b0"))
     return validate_frontier(pd.DataFrame(rows))
