@@ -46,9 +46,12 @@ def main() -> int:
     for r in df.itertuples():
         lines.append(f"| {r.backend} | {r.model} | {r.input_size}px | {r.flops_m}M | {r.median_ms:.2f} "
                      f"({r.p10_ms:.2f}-{r.p90_ms:.2f}) | {r.ratio_to_reference:.3f} | {r.paper_ratio:.3f} |")
+    from timm_tinynet.timing import SETTLE_RUNS
+
     fields = machine_fields()
-    lines.append(f"\n{fields['date']}, {fields['cpu']}, {fields['cores']} cores, torch {fields['torch']}, "
-                 f"{args.repeats} runs per model after {args.warmup} warm-up runs")
+    lines.append(f"\n{fields['date']}, {fields['cpu']}, {fields['cores']} cores, load {fields['load_avg_1min']}, torch "
+                 f"{fields['torch']}; {args.repeats} timed runs per model after {args.warmup} warm-up runs, "
+                 f"round-robin, each after {SETTLE_RUNS} untimed runs of the same model")
     (args.out_dir / "latency.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

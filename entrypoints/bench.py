@@ -20,6 +20,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("-b", "--batch-size", type=positive_int, default=1)
     p.add_argument("--warmup", type=non_negative_int, default=10)
     p.add_argument("--repeats", type=positive_int, default=50)
+    p.add_argument("--settle", type=non_negative_int, default=6,
+                   help="untimed runs of a model before each timed run (default 6: each is timed in the steady state "
+                        "it has alone; 0: one run per visit, right after another model, up to 2x slower here)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda or cuda:N (GPU: add --amp --channels-last for throughput)")
@@ -85,11 +88,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     try:
         rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,
-                            args.device, args.amp, args.channels_last, args.reference)
+                            args.device, args.amp, args.channels_last, args.reference, settle=args.settle)
     except ValueError as e:
         return report_error("tinynet-bench", e)
     print_stdout(f"{args.backend} on {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
-                 f"{args.repeats} runs after {args.warmup} warm-up\n" + format_rows(rows))
+                 f"{args.repeats} runs after {args.warmup} warm-up, {args.settle} untimed before each\n"
+                 + format_rows(rows))
     if args.out is not None:
         import pandas as pd
 

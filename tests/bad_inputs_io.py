@@ -125,6 +125,8 @@ CASES = [
             "--alpha"),
 
     # ---- tinynet-bench -----------------------------------------------------------------------------------------
+    CliCase("io-bench-settle-negative", "bench", ["--models", "tinynet_e", "--settle", "-1"], "argument --settle"),
+    CliCase("io-bench-settle-text", "bench", ["--models", "tinynet_e", "--settle", "six"], "argument --settle"),
     CliCase("io-bench-out-existing-csv", "bench", ["--models", "tinynet_e", "--out", "{csv}"],
             "already exists; pass --overwrite"),
     CliCase("io-bench-out-unwritable", "bench", ["--models", "tinynet_e", "--out", "/proc/bench.csv"],

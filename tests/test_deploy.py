@@ -154,7 +154,7 @@ def test_bench_checks_the_output_before_benchmarking(tmp_path, capsys, monkeypat
 def test_bench_spread_stays_within_the_measurements(monkeypatch):
     import timm_tinynet.bench as bench
 
-    monkeypatch.setattr(bench, "interleaved_times", lambda runners, warmup, repeats: [[1.0, 10.0]])
+    monkeypatch.setattr(bench, "interleaved_times", lambda runners, warmup, repeats, settle: [[1.0, 10.0]])
     row = bench.bench_models(["tinynet_e"], repeats=2, warmup=0)[0]
     assert 1.0 <= row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] <= 10.0
 
@@ -329,3 +329,28 @@ def test_hubconf_lists_every_third_party_module_the_models_import(tmp_path):
     assert proc.returncode == 0, proc.stderr
     imported, listed = (set(line.split()) for line in proc.stdout.strip().splitlines()[-2:])
     assert {"gpytorch", "pandas"} <= imported and imported <= listed, imported - listed
+
+
+def test_interleaved_times_settle_each_timed_run_on_its_own_network():
+    from timm_tinynet.timing import interleaved_times
+
+    log = []
+    runners = [lambda: log.append("a"), lambda: log.append("b")]
+    times = interleaved_times(runners, warmup=1, repeats=2, settle=2)
+    assert log == ["a", "b"] + ["a", "a", "a", "b", "b", "b"] * 2
+    assert [len(t) for t in times] == [2, 2]
+
+
+@pytest.mark.parametrize("argv,settle", [([], 6), (["--settle", "0"], 0), (["--settle", "2"], 2)])
+def test_bench_settles_each_timed_run(monkeypatch, capsys, argv, settle):
+    import timm_tinynet.bench as bench
+
+    seen = []
+
+    def fake_times(runners, warmup, repeats, settle_runs):
+        seen.append(settle_runs)
+        return [[1.0, 2.0] for _ in runners]
+
+    monkeypatch.setattr(bench, "interleaved_times", fake_times)
+    assert bench_main(["--models", "tinynet_e", "--repeats", "2", "--warmup", "0", *argv]) == 0
+    assert seen == [settle] and f"{settle} untimed before each" in capsys.readouterr().out

@@ -2,73 +2,11 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
-import time
-from contextlib import nullcontext
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
-BACKENDS = ("torch", "onnxruntime")
-
-
-def torch_runner(model: torch.nn.Module, images: torch.Tensor, amp: bool = False,
-                 channels_last: bool = False) -> Callable[[], None]:
-    """A closure that runs one batch and waits for it to finish."""
-    device = images.device
-    model = model.eval().to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def run() -> None:
-        autocast = torch.autocast(device.type, dtype=torch.float16) if amp and device.type == "cuda" else nullcontext()
-        with torch.inference_mode(), autocast:
-            model(images)
-        sync()
-
-    return run
-
-
-def onnxruntime_runner(model: torch.nn.Module, images: torch.Tensor, threads: int) -> Callable[[], None]:
-    import onnxruntime as ort
-
-    from .export import export_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, tuple(images.shape[1:]), Path(tmp) / "model.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: images.cpu().numpy()}
-    return lambda: session.run(None, feed)
-
-
-def interleaved_times(runners: Sequence[Callable[[], None]], warmup: int, repeats: int) -> List[List[float]]:
-    """Milliseconds per run for each runner, measured round-robin (one run of each per round), so that drift
-    in the machine's speed (other load, frequency scaling) hits every model alike."""
-    for run in runners:
-        for _ in range(warmup):
-            run()
-    times: List[List[float]] = [[] for _ in runners]
-    for _ in range(repeats):
-        for run, bucket in zip(runners, times):
-            start = time.perf_counter()
-            run()
-            bucket.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def set_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # may be set only once per process
-        pass
+from .timing import BACKENDS, SETTLE_RUNS, interleaved_times, onnxruntime_runner, set_threads, torch_runner
 
 
 def bench_models(
@@ -83,10 +21,13 @@ def bench_models(
         channels_last: bool = False,
         reference: Optional[str] = None,
         model_kwargs: Optional[Dict[str, dict]] = None,
+        settle: int = SETTLE_RUNS,
 ) -> List[Dict]:
     """One row per model: median latency (ms per batch), spread (p10-p90), img/s and the ratio to ``reference``.
 
-    Models are timed round-robin after a warm-up each, so ratios within one run are robust to drift."""
+    Models are timed round-robin after a warm-up each, so ratios within one run are robust to drift; ``settle``
+    untimed runs of the same model precede each timed run (``timing.interleaved_times``), so each is timed in the
+    steady state it has when it runs alone (0: one run per visit, each right after a different model)."""
     import timm
 
     import timm_tinynet  # noqa: F401
@@ -108,7 +49,7 @@ def bench_models(
         runners.append(torch_runner(model, images, amp, channels_last) if backend == "torch"
                        else onnxruntime_runner(model, images, threads))
     rows = []
-    for name, model, times in zip(names, models, interleaved_times(runners, warmup, repeats)):
+    for name, model, times in zip(names, models, interleaved_times(runners, warmup, repeats, settle)):
         size = model.pretrained_cfg["input_size"]
         deciles = statistics.quantiles(times, n=10, method="inclusive")  # within the data, even for 2 runs
         median = statistics.median(times)
