@@ -1,7 +1,8 @@
-"""tinynet-formula: the network the tiny formula (or another shrinking rule) gives for a FLOPs ratio c.
+"""tinynet-formula: the network the tiny formula (or another shrinking rule) gives for a FLOPs ratio c, or for a
+target a deployment has: latency on this machine, parameters, activations or FLOPs.
 
 Answers from the analytic cost model and the formula's cached fit: it imports neither timm nor GPyTorch unless
-``--verify`` builds the network, or a frontier is fitted for the first time.
+``--verify`` builds the network, a latency target measures networks, or a frontier is fitted for the first time.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 from tinynet_core.guard import exit_on_termination
 from tinynet_core.solve import RATIO_WHAT, fraction_problem
 
-from ._common import OneLineErrorParser, print_stdout, quiet_third_party_warnings
+from ._common import OneLineErrorParser, positive_int, print_stdout, quiet_third_party_warnings
 
 BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 RULES = ("tiny", "giant", "r", "d", "w")
@@ -22,7 +23,9 @@ RULES = ("tiny", "giant", "r", "d", "w")
 JSON_KEYS = ("c", "baseline", "rule", "r", "r_std", "d", "d_std", "w", "w_eq5", "img_size", "flops", "target_flops",
              "flops_rel_error", "params", "activations", "stage_repeats", "stage_channels", "arch", "create_model")
 JSON_OPTIONAL_KEYS = ("r_formula", "d_formula", "extrapolating", "nudged_px", "nudged_d", "phi", "tuned_r", "tuned_w",
-                      "verified")
+                      "verified", "target", "target_kind", "target_value", "target_metric", "target_rel_error",
+                      "c_formula", "latency_ms", "latency_spread_ms", "latency_repeats", "latency_setting")
+LATENCY_OPTIONS = ("device", "threads", "backend", "batch_size")
 
 
 def fraction_arg(what: str = "") -> Callable[[str], float]:
@@ -44,15 +47,26 @@ def fraction_arg(what: str = "") -> Callable[[str], float]:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = OneLineErrorParser(
         prog="tinynet-formula", description=__doc__,
-        epilog="example: tinynet-formula --c 0.25   |   tinynet-formula --c 0.5 --baseline resnet50 --compare")
-    parser.add_argument("--c", type=fraction_arg(RATIO_WHAT), required=True, help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
+        epilog="examples: tinynet-formula --c 0.25   |   tinynet-formula --c 0.5 --baseline resnet50 --compare   |   "
+               "tinynet-formula --target latency=8ms --threads 1   |   tinynet-formula --target params=2.5M")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--c", type=fraction_arg(RATIO_WHAT), help="FLOPs budget as a fraction of the baseline's, 0 < c < 1")
+    budget.add_argument("--target", type=target_arg, metavar="KIND=VALUE",
+                        help="a budget to meet instead: latency=8ms (measured here; s, ms, us), params=2.5M, "
+                             "activations=1.2M, flops=100M (K, M, G)")
     parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", help="network to shrink")
     parser.add_argument("--rule", choices=RULES, default="tiny",
                         help="tiny: the paper's formula (default); giant: inverse EfficientNet compound scaling; "
                              "r, d, w: one dimension alone")
     parser.add_argument("--frontier", metavar="CSV",
                         help="frontier table for the formula (default: the shipped EfficientNet-B0 frontier)")
-    parser.add_argument("--tol", type=fraction_arg(), default=0.01, help="accepted relative FLOPs error (default 0.01)")
+    parser.add_argument("--tol", type=fraction_arg(), default=None,
+                        help="accepted relative error (default 0.01; 0.05 for a latency target)")
+    latency = parser.add_argument_group("latency target", "where a --target latency=... is measured")
+    latency.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
+    latency.add_argument("--threads", type=positive_int, help="intra-op threads (default 1)")
+    latency.add_argument("--backend", choices=("torch", "onnxruntime"), help="default torch")
+    latency.add_argument("-b", "--batch-size", type=positive_int, help="images per run (default 1)")
     parser.add_argument("--compare", action="store_true", help="tiny vs giant vs single-dimension rules side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--verify", action="store_true",
@@ -63,7 +77,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f"--frontier only applies to --rule tiny, not --rule {args.rule}")
     if args.verify and args.compare:
         parser.error("--verify checks one network; it does not apply to --compare")
+    given = [f"--{name.replace('_', '-')}" for name in LATENCY_OPTIONS if getattr(args, name) is not None]
+    if given and (args.target is None or args.target.kind != "latency"):
+        parser.error(f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to a latency target "
+                     f"(--target latency=8ms)")
     return args
+
+
+def target_arg(text: str):
+    """argparse type: a target such as latency=8ms, refused with the words the Python API uses."""
+    from tinynet_core.targets import TargetError, parse_target
+
+    try:
+        return parse_target(text)
+    except TargetError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+target_arg.__name__ = "target"
 
 
 def _mega(value: float) -> str:
@@ -78,8 +109,9 @@ def format_text(info: Dict[str, Any]) -> str:
     def std(key: str) -> str:
         return f"± {info[key]:.3f}" if info.get(key) is not None else ""
 
+    budget = f"{info['target']} (FLOPs ratio c={info['c']:.4g})" if info.get("target") else f"c={info['c']:g}"
     lines = [
-        f"{info['baseline']} shrunk to c={info['c']:g} by rule '{info['rule']}'",
+        f"{info['baseline']} shrunk to {budget} by rule '{info['rule']}'",
         "",
         f"  resolution  r = {info['r']:<8g} {std('r_std'):<9} -> {info['img_size']} px",
         f"  depth       d = {info['d']:<8g} {std('d_std'):<9} -> blocks per stage {_dashes(info['stage_repeats'])}"
@@ -88,13 +120,21 @@ def format_text(info: Dict[str, Any]) -> str:
     ]
     if info.get("w_eq5") is not None:
         lines.append(f"                (eq. 5 closed form would give w = {info['w_eq5']:.3f})")
+    flops_note = (f"{info['c']:.4g} C0" if info.get("target") else
+                  f"target {_mega(info['target_flops'])}, {info['flops_rel_error']:+.2%}")
     lines += [
-        f"  FLOPs       {_mega(info['flops'])} (target {_mega(info['target_flops'])}, {info['flops_rel_error']:+.2%})"
-        + (" (verified by fvcore)" if info.get("verified") else ""),
+        f"  FLOPs       {_mega(info['flops'])} ({flops_note})" + (" (verified by fvcore)" if info.get("verified") else ""),
         f"  params      {info['params'] / 1e6:.2f}M" + (" (verified)" if info.get("verified") else ""),
         f"  activations {info['activations'] / 1e6:.2f}M (conv and linear outputs per image)"
         + (" (verified by fvcore)" if info.get("verified") else ""),
     ]
+    if info.get("target_kind") == "latency":
+        lines.append(f"  latency     {info['latency_ms']:.3g} ms ± {info['latency_spread_ms']:.2g} per batch, measured "
+                     f"here (median of {info['latency_repeats']} runs; {info['latency_setting']})")
+    if info.get("target"):
+        metric = (f"{info['target_metric'] * 1e3:.3g} ms" if info["target_kind"] == "latency"
+                  else f"{info['target_metric'] / 1e6:.3f}M")
+        lines.append(f"  target      {info['target']}: {metric} ({info['target_rel_error']:+.2%})")
     for key, words in (("phi", "compound coefficient phi"), ("tuned_r", "resolution tuned to"),
                        ("tuned_w", "width tuned to"), ("nudged_px", "input size nudged by (px)")):
         if key in info:
@@ -110,43 +150,70 @@ def format_text(info: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_compare(rows: List[Dict[str, Any]], c: float, baseline: str) -> str:
-    lines = [f"{baseline} at c={c:g}: every rule side by side", "",
+def format_compare(info: Dict[str, Any]) -> str:
+    budget = info.get("target") or f"c={info['c']:g}"
+    latency = info.get("target", "").startswith("latency")
+    lines = [f"{info['baseline']} at {budget}: every rule side by side", "",
              f"  {'rule':<6} {'r':>7} {'d':>7} {'w':>7} {'px':>5} {'FLOPs':>9} {'error':>8} {'params':>8} "
-             f"{'acts':>8}"]
-    for row in rows:
+             f"{'acts':>8}" + (f" {'latency':>10}" if latency else "")]
+    for row in info["compare"]:
         if "error" in row:
             lines.append(f"  {row['rule']:<6} unreachable: {row['error']}")
             continue
+        error = row["target_rel_error"] if "target_rel_error" in row else row["flops_rel_error"]
         lines.append(
             f"  {row['rule']:<6} {row['r']:>7.4g} {row['d']:>7.4g} {row['w']:>7.4g} {row['img_size']:>5} "
-            f"{_mega(row['flops']):>9} {row['flops_rel_error']:>+8.2%} {row['params'] / 1e6:>7.2f}M "
-            f"{row['activations'] / 1e6:>7.2f}M")
+            f"{_mega(row['flops']):>9} {error:>+8.2%} {row['params'] / 1e6:>7.2f}M "
+            f"{row['activations'] / 1e6:>7.2f}M" + (f" {row['latency_ms']:>7.3g} ms" if latency else ""))
+    if info.get("target"):
+        lines += ["", f"  error: each network's {info['target'].split('=')[0]} against {info['target']}"]
     return "\n".join(lines)
 
 
+def make_meter(args: argparse.Namespace):
+    """The latency meter a latency target is measured with (None for other budgets: nothing is measured)."""
+    if args.target is None or args.target.kind != "latency":
+        return None
+    from timm_tinynet.latency import LatencyMeter
+
+    return LatencyMeter(device=args.device or "cpu", backend=args.backend or "torch", threads=args.threads or 1,
+                        batch_size=args.batch_size or 1)
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    from tinynet_core.budget import AUTO_TOLERANCE, shrink_for
     from tinynet_core.explain import describe
-    from tinynet_core.solve import UnreachableTargetError, shrink
+    from tinynet_core.solve import UnreachableTargetError
+
+    meter = make_meter(args)
+    tol = AUTO_TOLERANCE if args.tol is None else args.tol
+
+    def solve(rule: str):
+        result = shrink_for(args.baseline, args.c, args.target, rule, tol,
+                            args.frontier if rule == "tiny" else None, meter)
+        info = describe(result)
+        if meter is not None:
+            info["latency_setting"] = meter.describe()
+        return result, info
 
     if not args.compare:
-        result = shrink(args.baseline, args.c, args.rule, tol=args.tol,
-                        frontier=args.frontier if args.rule == "tiny" else None)
-        info = describe(result)
+        result, info = solve(args.rule)
         if args.verify:
             from timm_tinynet.verify import verify
 
             verify(result)  # raises VerificationError (a RuntimeError: a bug, not bad input) on any difference
             info["verified"] = True
         return info
+    from tinynet_core.targets import TargetError
+
     rows = []
     for rule in RULES:
         try:
-            rows.append(describe(shrink(args.baseline, args.c, rule, tol=args.tol,
-                                        frontier=args.frontier if rule == "tiny" else None)))
-        except UnreachableTargetError as e:
+            rows.append(solve(rule)[1])
+        except (UnreachableTargetError, TargetError) as e:
             rows.append({"rule": rule, "error": str(e)})
-    return {"c": args.c, "baseline": args.baseline, "compare": rows}
+    budget = {"c": args.c} if args.target is None else {"target": str(args.target)}
+    return {**budget, "baseline": args.baseline, "compare": rows}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -171,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         print_stdout(json.dumps(info, indent=2))
     elif args.compare:
-        print_stdout(format_compare(info["compare"], args.c, args.baseline))
+        print_stdout(format_compare(info))
     else:
         print_stdout(format_text(info))
     return 0

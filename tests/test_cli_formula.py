@@ -108,7 +108,7 @@ def test_extrapolation_warning_on_stderr(capsys):
     (["--c", "-0.2"], "argument --c: must be in (0, 1)"),
     (["--c", "nan"], "argument --c: must be in (0, 1)"),
     (["--c", "abc"], "argument --c: must be a number, got 'abc'"),
-    ([], "the following arguments are required: --c"),
+    ([], "one of the arguments --c --target is required"),
     (["--c", "0.5", "--baseline", "vgg"], "argument --baseline: invalid choice: 'vgg'"),
     (["--c", "0.5", "--rule", "sideways"], "argument --rule: invalid choice: 'sideways'"),
     (["--c", "0.5", "--rule", "giant", "--frontier", "x.csv"], "--frontier only applies to --rule tiny"),

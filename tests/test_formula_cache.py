@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tinynet_core import gp_cache
+from tinynet_core import gp_cache, user_cache
 from tinynet_core.formula import TinyFormula, get_formula
 from tinynet_core.frontier import DEFAULT_FRONTIER, load_frontier
 from tinynet_core.gp import neg_log_marginal_likelihood
@@ -149,11 +149,11 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TINYNET_CACHE_DIR", str(tmp_path / "explicit"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert gp_cache.cache_dir() == tmp_path / "explicit"
+    assert user_cache.cache_dir() == tmp_path / "explicit"
     monkeypatch.delenv("TINYNET_CACHE_DIR")
-    assert gp_cache.cache_dir() == tmp_path / "xdg" / "timm-tinynet"
+    assert user_cache.cache_dir() == tmp_path / "xdg" / "timm-tinynet"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # invalid by the XDG spec: ignored
-    assert gp_cache.cache_dir() == tmp_path / "home" / ".cache" / "timm-tinynet"
+    assert user_cache.cache_dir() == tmp_path / "home" / ".cache" / "timm-tinynet"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert gp_cache.cached_state_path("k") == tmp_path / "home" / ".cache" / "timm-tinynet" / "formula" / "k.json"
 

@@ -4,11 +4,13 @@ Importing this package registers the paper's models with timm (``timm.create_mod
 """
 __version__ = "0.1.0"
 
-__all__ = ["Cube", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "UnreachableTargetError", "count_flops",
-           "count_params", "shrink"]
+__all__ = ["Cube", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "TargetError", "UnreachableTargetError",
+           "count_flops", "count_params", "shrink"]
 
 from tinynet_core.cube import Cube
+from tinynet_core.solve import Shrunk, UnreachableTargetError
+from tinynet_core.targets import TargetError
+from .budgets import shrink
 from .flops import count_flops, count_params
-from tinynet_core.solve import Shrunk, UnreachableTargetError, shrink
 from . import models  # registers the models with timm
 from .models import MODEL_NAMES, NoPretrainedWeightsError

@@ -19,7 +19,10 @@ from tinynet_core.cube import Cube
 from tinynet_core.frontier import check_frontier_path
 from tinynet_core.named import (B_MINUS_CUBES, FORMULA_CUBES, FORMULA_TARGETS, NAMED_CUBES, RESNET50_GIANT_PHI,
                                 TINYNET_CUBES)
-from tinynet_core.solve import DEFAULT_RULE, DEFAULT_TOLERANCE, check_rule, check_tolerance, shrink
+from tinynet_core.budget import AUTO_TOLERANCE, Meter
+from tinynet_core.solve import DEFAULT_RULE, check_rule, check_tolerance
+from tinynet_core.targets import parse_target
+from .budgets import shrink
 
 __all__ = ["NoPretrainedWeightsError", "TINYNET_CUBES", "B_MINUS_CUBES", "RESNET50_GIANT_PHI", "FORMULA_TARGETS",
            "FORMULA_CUBES", "PAPER_MODELS"]
@@ -70,30 +73,37 @@ def _generic_cube(
         w: Optional[float],
         c: Optional[float],
         rule: Optional[str],
-        tol: float,
+        tol: object,
         frontier: Optional[str],
+        target: Optional[str],
+        latency_meter: Optional[Meter],
 ) -> Cube:
-    """The cube asked for by explicit multipliers (default 1.0) or by a FLOPs ratio and a shrinking rule.
+    """The cube asked for by explicit multipliers (default 1.0), or by a FLOPs ratio or a target and a rule.
 
     Every argument is checked before anything is built, with ``shrink``'s messages (the CLI's wording)."""
-    tol = check_tolerance(tol)
+    if not (isinstance(tol, str) and tol == AUTO_TOLERANCE):
+        tol = check_tolerance(tol)
     if rule is not None:
         check_rule(rule)
     if frontier is not None:
         check_frontier_path(frontier)
-    if c is None:
+    if target is not None:
+        parse_target(target)
+    if c is None and target is None:
         if rule is not None or frontier is not None:
-            raise ValueError("rule and frontier need c (the FLOPs ratio to shrink to)")
+            raise ValueError("rule and frontier need c (the FLOPs ratio to shrink to) or a target")
         return Cube(1.0 if r is None else r, 1.0 if d is None else d, 1.0 if w is None else w)
     if any(v is not None for v in (r, d, w)):
-        raise ValueError("give either c (with a rule) or explicit r/d/w multipliers, not both")
-    return shrink(baseline.name, c, DEFAULT_RULE if rule is None else rule, tol=tol, frontier=frontier).cube
+        raise ValueError(f"give either {'c' if target is None else 'target'} (with a rule) or explicit r/d/w "
+                         f"multipliers, not both")
+    return shrink(baseline.name, c, DEFAULT_RULE if rule is None else rule, tol, frontier, target, latency_meter).cube
 
 
 def _twisted(variant: str, baseline: Baseline, pretrained: bool, r: Optional[float], d: Optional[float],
-             w: Optional[float], c: Optional[float], rule: Optional[str], tol: float, frontier: Optional[str],
-             **kwargs: Any) -> nn.Module:
-    return _create(variant, baseline, _generic_cube(baseline, r, d, w, c, rule, tol, frontier), pretrained, **kwargs)
+             w: Optional[float], c: Optional[float], rule: Optional[str], tol: object, frontier: Optional[str],
+             target: Optional[str], latency_meter: Optional[Meter], **kwargs: Any) -> nn.Module:
+    cube = _generic_cube(baseline, r, d, w, c, rule, tol, frontier, target, latency_meter)
+    return _create(variant, baseline, cube, pretrained, **kwargs)
 
 
 def _paper(variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
@@ -106,26 +116,34 @@ def _paper(variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
 @register_model
 def tinynet(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
             w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
-            tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
+            tol: object = AUTO_TOLERANCE, frontier: Optional[str] = None, target: Optional[str] = None,
+            latency_meter: Optional[Meter] = None, **kwargs: Any) -> nn.Module:
     """EfficientNet-B0 twisted TinyNet-style: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio,
-    0 < c < 1) with ``rule`` (default 'tiny': the tiny formula), ``tol`` and ``frontier`` (a frontier CSV)."""
-    return _twisted("tinynet", TINYNET_B0, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+    0 < c < 1) or ``target`` ('latency=8ms', 'params=2.5M', 'activations=1.2M', 'flops=100M') with ``rule``
+    (default 'tiny': the tiny formula), ``tol`` and ``frontier`` (a frontier CSV). A latency target measures
+    candidate networks on this machine with ``latency_meter`` (default: CPU, torch, 1 thread, batch 1; cached)."""
+    return _twisted("tinynet", TINYNET_B0, pretrained, r, d, w, c, rule, tol, frontier, target,
+                    latency_meter, **kwargs)
 
 
 @register_model
 def resnet50_tiny(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
                   w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
-                  tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
-    """ResNet-50 twisted by ``r``/``d``/``w``, or shrunk to ``c`` by ``rule`` (see ``tinynet``)."""
-    return _twisted("resnet50_tiny", RESNET50, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+                  tol: object = AUTO_TOLERANCE, frontier: Optional[str] = None, target: Optional[str] = None,
+                  latency_meter: Optional[Meter] = None, **kwargs: Any) -> nn.Module:
+    """ResNet-50 twisted by ``r``/``d``/``w``, or shrunk to ``c`` or ``target`` by ``rule`` (see ``tinynet``)."""
+    return _twisted("resnet50_tiny", RESNET50, pretrained, r, d, w, c, rule, tol, frontier, target,
+                    latency_meter, **kwargs)
 
 
 @register_model
 def ghostnet_tiny(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
                   w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
-                  tol: float = DEFAULT_TOLERANCE, frontier: Optional[str] = None, **kwargs: Any) -> nn.Module:
-    """GhostNet-A twisted by ``r``/``d``/``w``, or shrunk to ``c`` by ``rule`` (see ``tinynet``)."""
-    return _twisted("ghostnet_tiny", GHOSTNET_A, pretrained, r, d, w, c, rule, tol, frontier, **kwargs)
+                        tol: object = AUTO_TOLERANCE, frontier: Optional[str] = None, target: Optional[str] = None,
+                  latency_meter: Optional[Meter] = None, **kwargs: Any) -> nn.Module:
+    """GhostNet-A twisted by ``r``/``d``/``w``, or shrunk to ``c`` or ``target`` by ``rule`` (see ``tinynet``)."""
+    return _twisted("ghostnet_tiny", GHOSTNET_A, pretrained, r, d, w, c, rule, tol, frontier, target,
+                    latency_meter, **kwargs)
 
 
 # ---- EfficientNet-B^-phi (inverse giant formula, EfficientNet's own stem/head scaling) --------------------------

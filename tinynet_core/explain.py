@@ -44,5 +44,10 @@ def describe(result: Shrunk) -> Dict[str, Any]:
     }
     if "extrapolating" in extras:
         extras["extrapolating"] = bool(extras["extrapolating"])
+    if result.target is not None:
+        out.update(target=str(result.target), target_kind=result.target.kind)
+        if "latency_s" in extras:
+            extras.update(latency_ms=extras.pop("latency_s") * 1e3, latency_spread_ms=extras.pop("latency_spread_s") * 1e3,
+                          latency_repeats=int(extras.pop("latency_repeats")))
     out.update(extras)
     return out

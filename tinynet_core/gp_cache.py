@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import stat
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Dict, Optional
@@ -37,6 +35,7 @@ from .atomic import write_text
 from .frontier import DEFAULT_FRONTIER, load_frontier
 from .gp import Fitted, Hyper, neg_log_marginal_likelihood
 from .gp_fit import FIT_STEPS, FIT_VERSION, fit_hyper, within_fit_bounds
+from .user_cache import cache_dir, read_regular_file
 
 State = Dict[str, Fitted]  # "r" and "d"
 DIMS = ("r", "d")
@@ -113,46 +112,13 @@ def parse_state(text: bytes, key: str, crd: np.ndarray) -> Optional[State]:
     return state
 
 
-def _read_small_file(path: Path) -> Optional[bytes]:
-    """The bytes of a regular file of at most MAX_STATE_BYTES; None for anything else (missing, unreadable, a
-    folder, too large), and never blocks (a pipe is opened non-blocking and refused)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with open(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_STATE_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= MAX_STATE_BYTES else None
-
-
-def cache_dir() -> Optional[Path]:
-    """The user's cache folder for this package (None when there is no home to put it in)."""
-    explicit = os.environ.get("TINYNET_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):  # the XDG spec: a relative path is invalid and must be ignored
-        return Path(xdg) / "timm-tinynet"
-    try:
-        return Path.home() / ".cache" / "timm-tinynet"
-    except (RuntimeError, KeyError):  # no HOME and no passwd entry
-        return None
-
-
 def cached_state_path(key: str) -> Optional[Path]:
     base = cache_dir()
     return None if base is None else base / "formula" / f"{key}.json"
 
 
 def _read_state(path: Optional[Path], key: str, crd: np.ndarray) -> Optional[State]:
-    text = None if path is None else _read_small_file(path)
+    text = None if path is None else read_regular_file(path, MAX_STATE_BYTES)
     return None if text is None else parse_state(text, key, crd)
 
 

@@ -28,6 +28,7 @@ from .baselines import MIN_IMG_SIZE, Baseline, get_baseline
 from .cost import Cost, cube_cost_analytic
 from .cube import GIANT_RESOLUTION_BASE, MIN_MULTIPLIER, Cube, eq5_width
 from .frontier import check_frontier_path
+from .targets import Target
 
 DEFAULT_TOLERANCE = 0.01
 RULES: Tuple[str, ...] = ("tiny", "giant", "r", "d", "w")
@@ -53,6 +54,7 @@ class Shrunk:
     cost: Cost
     target_flops: float
     extras: Dict[str, float] = field(default_factory=dict)
+    target: Optional[Target] = None  # the budget when it was not a FLOPs ratio (budget.shrink_to)
 
     @property
     def img_size(self) -> int:
@@ -204,13 +206,17 @@ def _flops(base: Baseline, cube: Cube) -> int:
     return cube_cost_analytic(base.name, cube).flops
 
 
-def nearest_step(base: Baseline, scalar: FreeScalar, target: float, tol: float, rule: str, c: float, c0: int) -> float:
-    """The value of the free scalar whose network's FLOPs are nearest ``target`` (the upper side on a tie), written
-    short. Raises UnreachableTargetError when even x = lo is more than ``tol`` above the target, or x = hi below it
-    (an x = lo network within ``tol`` above the target is accepted)."""
+def nearest_step(base: Baseline, scalar: FreeScalar, target: float, tol: float, rule: str, c: float, c0: int,
+                 value_of: Optional[Callable[[Cube], float]] = None) -> float:
+    """The value of the free scalar whose network's FLOPs (or ``value_of``: another metric that grows with x) are
+    nearest ``target`` (the upper side on a tie), written short. Raises UnreachableTargetError when even x = lo
+    is more than ``tol`` above the target, or x = hi below it (an x = lo network within ``tol`` above the target is
+    accepted). Of several networks with the same integer count the one with the largest x is kept; a measured
+    metric (floats) has no such plateaus."""
+    metric = value_of or (lambda cube: _flops(base, cube))
 
-    def flops_of(x: float) -> int:
-        return _flops(base, scalar.make_cube(x))
+    def flops_of(x: float) -> float:
+        return metric(scalar.make_cube(x))
 
     floor = flops_of(scalar.lo)
     if floor > target * (1 + tol):
@@ -225,14 +231,18 @@ def nearest_step(base: Baseline, scalar: FreeScalar, target: float, tol: float, 
             f"rule {rule!r} cannot reach c={c:g} for {base.name}: its largest network has "
             f"{top / 1e6:.1f}M FLOPs ({top / c0:.3f} C0)")
     below, above = crossing(flops_of, scalar.lo, scalar.hi, target)
+    upward = False  # x sits just below the edge of the next network
     if flops_of(above) - target <= target - flops_of(below):
-        x = plateau_end(flops_of, above, scalar.hi)
+        if isinstance(flops_of(above), int):
+            x = plateau_end(flops_of, above, scalar.hi)
+        else:
+            x, upward = above, True  # just above the edge of the previous network
     else:
         x = below
     if x == scalar.hi:
         return x
     reference = _signature(base, scalar.make_cube(x))
-    return shortest_in_step(x, lambda v: _signature(base, scalar.make_cube(v)) == reference, upward=False)
+    return shortest_in_step(x, lambda v: _signature(base, scalar.make_cube(v)) == reference, upward)
 
 
 def plateau_end(flops_of: Callable[[float], int], x: float, hi: float) -> float:
@@ -244,7 +254,7 @@ def plateau_end(flops_of: Callable[[float], int], x: float, hi: float) -> float:
     return crossing(flops_of, x, hi, flops + 1)[0]
 
 
-def _simplify(base: Baseline, cube: Cube, dims: str) -> Cube:
+def simplify(base: Baseline, cube: Cube, dims: str) -> Cube:
     """Shorten the given dimensions' decimals without changing the network."""
     for dim in dims:
         value = simplest_equivalent(getattr(cube, dim), lambda x: _signature(base, replace(cube, **{dim: x})))
@@ -282,7 +292,7 @@ def shrink(
     if rule == "tiny":
         r, d = _tiny_r_d(base, c, frontier, extras)
         scalar = width_scalar(r, d)
-        cube = _simplify(base, _tiny_cube(base, r, d, c, c0, target, tol, extras), "rd")
+        cube = simplify(base, _tiny_cube(base, r, d, c, c0, target, tol, extras), "rd")
     else:
         scalar = free_scalar(rule, base)
         x = nearest_step(base, scalar, target, tol, rule, c, c0)
@@ -394,17 +404,19 @@ def _tiny_cube(base: Baseline, r: float, d: float, c: float, c0: int, target: fl
     return best
 
 
-def tune(base: Baseline, cube: Cube, dim: str, target: float, tol: float, c: float, c0: int) -> Cube:
+def tune(base: Baseline, cube: Cube, dim: str, target: float, tol: float, c: float, c0: int,
+         value_of: Optional[Callable[[Cube], float]] = None) -> Cube:
     """The paper's "calculated and tuned": when the compound path steps over the target (a block is added or
     removed), keep the rule's other two dimensions and move ``dim`` (resolution first, then width) alone; the
-    cube is kept when that gets no nearer."""
+    cube is kept when that gets no nearer. ``value_of``: the metric (default FLOPs), as in ``nearest_step``."""
+    metric = value_of or (lambda k: _flops(base, k))
     lo = _min_r(base) if dim == "r" else MIN_MULTIPLIER
     scalar = FreeScalar(lambda x: replace(cube, **{dim: x}), lo, 1.0, "", "")
     try:
-        tuned = scalar.make_cube(nearest_step(base, scalar, target, tol, "giant", c, c0))
+        tuned = scalar.make_cube(nearest_step(base, scalar, target, tol, "giant", c, c0, value_of))
     except UnreachableTargetError:
         return cube
-    return tuned if abs(_flops(base, tuned) - target) < abs(_flops(base, cube) - target) else cube
+    return tuned if abs(metric(tuned) - target) < abs(metric(cube) - target) else cube
 
 
 def shortest_r_for_size(img_size: int, base_img_size: int) -> float:
