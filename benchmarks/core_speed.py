@@ -14,7 +14,6 @@ the date, CPU, cores and load average (timings from a busy machine are not compa
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_fields  # noqa: E402
+from machine import machine_fields, write_rows  # noqa: E402
 
 PY = sys.executable
 COST_1000 = """
@@ -101,12 +100,7 @@ def main() -> int:
                      "target": "" if limit is None else f"<= {limit:g}{'x import timm' if unit == 'ratio' else ' s'}",
                      "verdict": verdict, "repeats": args.repeats, **machine})
         print(f"{name:<40} {median:8.3f} s  ({median / reference:5.2f}x import timm)  {rows[-1]['target']} {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_rows(args.out, rows)
     return 0
 
 

@@ -1,10 +1,12 @@
 """Where and when a benchmark ran: the fields every file under results/ that holds a time carries."""
 from __future__ import annotations
 
+import csv
 import datetime
 import os
 import platform
-from typing import Dict
+from pathlib import Path
+from typing import Dict, Sequence
 
 
 def cpu_name() -> str:
@@ -26,3 +28,13 @@ def machine_fields() -> Dict[str, str]:
             "cpu": f"{cpu_name()} ({platform.machine()})", "cores": str(os.cpu_count()),
             "load_avg_1min": f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "",
             "python": platform.python_version(), "torch": torch.__version__}
+
+
+def write_rows(path: Path, rows: Sequence[Dict[str, object]]) -> None:
+    """The benchmark's rows as a CSV under results/ (columns: the first row's keys), and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_fields  # noqa: E402
+from machine import machine_fields, write_rows  # noqa: E402
 
 
 def make_images(root: Path, n_per_class: int, classes: int = 4) -> None:
@@ -105,12 +105,7 @@ def main() -> int:
     row = {"model": args.model, "batch_size": args.batch_size, "device": device, "workers": args.workers,
            "plain_img_per_s": round(plain, 1), "tinynet_train_img_per_s": round(ours, 1), "ratio": round(ratio, 3),
            **machine_fields()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        writer.writeheader()
-        writer.writerow(row)
-    print(f"wrote {args.out}")
+    write_rows(args.out, [row])
     return 0
 
 

@@ -12,6 +12,16 @@ def _seed():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one intra-op thread for a module that runs many real forwards: on a shared 2-core machine the
+    threads spin against each other (10-30x slower); the count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_configure(config):
     warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -43,13 +43,7 @@ FVCORE_CUBES = 20
 META_CUBES = 200
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # fvcore runs real forwards; on a shared 2-core machine intra-op threads spin against each other (10-30x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fvcore runs real forwards (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,13 +7,7 @@ from timm_tinynet.baselines import get_baseline
 from tinynet_core.cost import cube_cost_analytic
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # fvcore runs real forwards; on a shared 2-core machine intra-op threads spin against each other (10-30x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fvcore runs real forwards (tests/conftest.py)
 
 
 # Paper figures (Tables 1-3, 6) and how close the counted FLOPs must be.

@@ -31,9 +31,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import timm
 import torch
 
-from tinynet_core.atomic import write_text
 from tinynet_core.cube import Cube
-from tinynet_core.user_cache import cache_dir, read_regular_file
+from tinynet_core.user_cache import cache_dir, read_regular_file, write_quietly
 
 from . import timing
 from .baselines import get_baseline
@@ -187,12 +186,7 @@ def read_cache(path: Optional[Path], fingerprint: Dict[str, str]) -> Dict[str, T
 
 
 def write_cache(path: Optional[Path], fingerprint: Dict[str, str], entries: Dict[str, Times]) -> None:
-    if path is None:
-        return
-    try:
-        write_text(path, cache_json(fingerprint, entries))
-    except OSError:  # a cache that cannot be written is no cache, not an error
-        pass
+    write_quietly(path, cache_json(fingerprint, entries))
 
 
 @contextmanager
@@ -323,14 +317,8 @@ class LatencyMeter:
         answers[key] = {"r": cube.r, "d": cube.d, "w": cube.w, "c": float(c)}
         for old in list(answers)[:max(0, len(answers) - MAX_ANSWERS)]:
             del answers[old]
-        path = answers_path(self.fingerprint)
-        if path is None:
-            return
         body = {"version": CACHE_VERSION, "fingerprint": self.fingerprint, "answers": answers}
-        try:
-            write_text(path, json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n")
-        except OSError:  # a cache that cannot be written is no cache, not an error
-            pass
+        write_quietly(answers_path(self.fingerprint), json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n")
 
     def _answers(self) -> Dict[str, Answer]:
         if self._answer_entries is None:

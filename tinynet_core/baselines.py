@@ -5,14 +5,15 @@ the timm builder; both read the architectures of ``archs.py`` through the cost m
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, TypeVar
 
 from . import cost
 from .archs import (B0_ARCH_DEF, B0_IMG_SIZE, GHOSTNET_A_ROWS, GHOSTNET_IMG_SIZE, MIN_IMG_SIZE, RESNET_EXPANSION,
                     RESNET_IMG_SIZE)
 from .cube import Cube
 
-__all__ = ["BASELINES", "Baseline", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50", "get_baseline"]
+__all__ = ["BASELINES", "Baseline", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50", "find_baseline",
+           "get_baseline"]
 
 
 class Baseline:
@@ -139,8 +140,16 @@ GHOSTNET_A = GhostNetA()
 BASELINES: Dict[str, Baseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
 
 
-def get_baseline(name: str) -> Baseline:
+B = TypeVar("B", bound=Baseline)
+
+
+def find_baseline(registry: Mapping[str, B], name: object) -> B:
+    """``registry[name]``, or ValueError naming the choices (this registry or ``timm_tinynet.baselines``')."""
     try:
-        return BASELINES[name]
+        return registry[name]  # type: ignore[index]
     except (KeyError, TypeError):  # TypeError: an unhashable name (a list, a dict)
-        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(registry)}") from None
+
+
+def get_baseline(name: str) -> Baseline:
+    return find_baseline(BASELINES, name)

@@ -35,7 +35,7 @@ from .atomic import write_text
 from .frontier import DEFAULT_FRONTIER, load_frontier
 from .gp import Fitted, Hyper, neg_log_marginal_likelihood
 from .gp_fit import FIT_STEPS, FIT_VERSION, fit_hyper, within_fit_bounds
-from .user_cache import cache_dir, read_regular_file
+from .user_cache import cache_dir, read_regular_file, write_quietly
 
 State = Dict[str, Fitted]  # "r" and "d"
 DIMS = ("r", "d")
@@ -123,12 +123,7 @@ def _read_state(path: Optional[Path], key: str, crd: np.ndarray) -> Optional[Sta
 
 
 def _write_state(path: Optional[Path], key: str, state: State) -> None:
-    if path is None:
-        return
-    try:
-        write_text(path, state_json(key, state))
-    except OSError:  # a cache that cannot be written is no cache, not an error
-        pass
+    write_quietly(path, state_json(key, state))
 
 
 def fitted_state(crd: np.ndarray, steps: int = FIT_STEPS, seed: int = 0, cache: bool = True) -> State:

@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 from typing import Optional
 
+from .atomic import write_text
+
 
 def cache_dir() -> Optional[Path]:
     """``$TINYNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/timm-tinynet``, else ``~/.cache/timm-tinynet`` (None when
@@ -44,3 +46,14 @@ def read_regular_file(path: Path, limit: int) -> Optional[bytes]:
     finally:
         os.close(fd)
     return data if len(data) <= limit else None
+
+
+def write_quietly(path: Optional[Path], text: str) -> None:
+    """Write ``text`` to ``path`` atomically if possible: a cache that cannot be written (no folder, read-only, a
+    folder where the file should be) is no cache, not an error."""
+    if path is None:
+        return
+    try:
+        write_text(path, text)
+    except OSError:
+        pass

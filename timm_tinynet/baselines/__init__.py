@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Dict
 
+from tinynet_core.baselines import find_baseline
+
 from .base import MIN_IMG_SIZE, Baseline, TimmBaseline
 from .efficientnet import COMPOUND_B0, TINYNET_B0, EfficientNetB0
 from .ghostnet import GHOSTNET_A, CubeGhostNet, GhostNetA
@@ -13,10 +15,7 @@ BASELINES: Dict[str, TimmBaseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B
 
 
 def get_baseline(name: str) -> TimmBaseline:
-    try:
-        return BASELINES[name]
-    except (KeyError, TypeError):  # TypeError: an unhashable name (a list, a dict)
-        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
+    return find_baseline(BASELINES, name)
 
 
 __all__ = [
