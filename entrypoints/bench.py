@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ._common import (OneLineErrorParser, non_negative_int, positive_int, print_stdout, quiet_third_party_warnings,
-                      report_error)
+from ._common import (KeyValues, OneLineErrorParser, non_negative_int, positive_int, print_stdout,
+                      quiet_third_party_warnings, report_error)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = OneLineErrorParser(prog="tinynet-bench", description=__doc__)
     p.add_argument("--models", required=True, help="comma-separated timm model names")
     p.add_argument("--reference", default=None, help="model the ratios are relative to (default: the first)")
+    p.add_argument("--model-kwargs", nargs="*", default={}, action=KeyValues,
+                   help="create_model kwargs for every model in --models, e.g. c=0.3 or target=params=2.5M "
+                        "(as tinynet-train and tinynet-export take them)")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("-b", "--batch-size", type=positive_int, default=1)
     p.add_argument("--warmup", type=non_negative_int, default=10)
@@ -88,11 +91,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     try:
         rows = bench_models(args.models, args.threads, args.batch_size, args.warmup, args.repeats, args.backend,
-                            args.device, args.amp, args.channels_last, args.reference, settle=args.settle)
+                            args.device, args.amp, args.channels_last, args.reference,
+                            {name: args.model_kwargs for name in args.models}, args.settle)
     except ValueError as e:
         return report_error("tinynet-bench", e)
+    kwargs = f", {' '.join(f'{k}={v!r}' for k, v in args.model_kwargs.items())}" if args.model_kwargs else ""
     print_stdout(f"{args.backend} on {args.device}, {args.threads} thread(s), batch {args.batch_size}, "
-                 f"{args.repeats} runs after {args.warmup} warm-up, {args.settle} untimed before each\n"
+                 f"{args.repeats} runs after {args.warmup} warm-up, {args.settle} untimed before each{kwargs}\n"
                  + format_rows(rows))
     if args.out is not None:
         import pandas as pd

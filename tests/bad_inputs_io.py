@@ -125,6 +125,12 @@ CASES = [
             "--alpha"),
 
     # ---- tinynet-bench -----------------------------------------------------------------------------------------
+    CliCase("io-bench-model-kwargs-bad-c", "bench", ["--models", "tinynet", "--model-kwargs", "c=3"],
+            "c must be in (0, 1)"),
+    CliCase("io-bench-model-kwargs-not-pairs", "bench", ["--models", "tinynet", "--model-kwargs", "c"],
+            "argument --model-kwargs: expected key=value, got 'c'"),
+    CliCase("io-bench-model-kwargs-not-taken", "bench", ["--models", "tinynet_e", "--model-kwargs", "c=0.3"],
+            "tinynet_e does not take c"),
     CliCase("io-bench-settle-negative", "bench", ["--models", "tinynet_e", "--settle", "-1"], "argument --settle"),
     CliCase("io-bench-settle-text", "bench", ["--models", "tinynet_e", "--settle", "six"], "argument --settle"),
     CliCase("io-bench-out-existing-csv", "bench", ["--models", "tinynet_e", "--out", "{csv}"],

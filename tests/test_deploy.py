@@ -354,3 +354,15 @@ def test_bench_settles_each_timed_run(monkeypatch, capsys, argv, settle):
     monkeypatch.setattr(bench, "interleaved_times", fake_times)
     assert bench_main(["--models", "tinynet_e", "--repeats", "2", "--warmup", "0", *argv]) == 0
     assert seen == [settle] and f"{settle} untimed before each" in capsys.readouterr().out
+
+
+def test_bench_takes_model_kwargs(capsys, tmp_path):
+    from tinynet_core.solve import shrink
+
+    out = tmp_path / "bench.csv"
+    assert bench_main(["--models", "tinynet", "--model-kwargs", "c=0.3", "--repeats", "2", "--warmup", "0",
+                       "--settle", "0", "--out", str(out)]) == 0
+    assert "c=0.3" in capsys.readouterr().out
+    row = next(csv.DictReader(open(out)))
+    assert row["model_kwargs"] == "c=0.3"
+    assert int(row["input_size"]) == shrink("efficientnet_b0", 0.3).img_size

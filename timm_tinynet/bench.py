@@ -9,6 +9,11 @@ import torch
 from .timing import BACKENDS, SETTLE_RUNS, interleaved_times, onnxruntime_runner, set_threads, torch_runner
 
 
+def model_kwargs_text(kwargs: Dict[str, object]) -> str:
+    """``c=0.3 rule='giant'``: the create_model kwargs a row was built with, as the CLI takes them."""
+    return " ".join(f"{key}={value!r}" for key, value in kwargs.items())
+
+
 def bench_models(
         names: Sequence[str],
         threads: int = 1,
@@ -42,7 +47,11 @@ def bench_models(
     set_threads(threads)
     models, runners = [], []
     for name in names:
-        model = timm.create_model(name, **(model_kwargs or {}).get(name, {})).eval()
+        kwargs = (model_kwargs or {}).get(name, {})
+        try:
+            model = timm.create_model(name, **kwargs).eval()
+        except TypeError as e:  # a kwarg the model's entrypoint does not take
+            raise ValueError(f"{name} does not take {', '.join(kwargs) or 'these arguments'}: {e}") from None
         images = torch.randn(batch_size, *model.pretrained_cfg["input_size"],
                              generator=torch.Generator().manual_seed(0)).to(device)
         models.append(model)
@@ -53,7 +62,8 @@ def bench_models(
         size = model.pretrained_cfg["input_size"]
         deciles = statistics.quantiles(times, n=10, method="inclusive")  # within the data, even for 2 runs
         median = statistics.median(times)
-        rows.append({"model": name, "backend": backend, "device": device, "threads": threads,
+        rows.append({"model": name, "model_kwargs": model_kwargs_text((model_kwargs or {}).get(name, {})),
+                     "backend": backend, "device": device, "threads": threads,
                      "batch_size": batch_size, "input_size": size[-1], "flops_m": round(count_flops(model) / 1e6, 1),
                      "params_m": round(count_params(model) / 1e6, 3), "median_ms": round(median, 3),
                      "p10_ms": round(deciles[0], 3), "p90_ms": round(deciles[-1], 3),
