@@ -125,6 +125,13 @@ CASES = [
             "--alpha"),
 
     # ---- tinynet-bench -----------------------------------------------------------------------------------------
+    CliCase("io-export-hf-out-is-a-file", "export", ["--model", "tinynet_e", "--format", "hf", "--out", "{csv}"],
+            "is a file, not a folder"),
+    CliCase("io-export-hf-foreign-config", "export", ["--model", "tinynet_e", "--format", "hf", "--out", "{out}/hf"],
+            "which this command did not write",
+            setup=lambda ws, out: ((out / "hf").mkdir(), (out / "hf" / "config.json").write_text("{}"))),
+    CliCase("io-export-hf-img-size", "export", ["--model", "tinynet_e", "--format", "hf", "--img-size", "64",
+                                               "--out", "{out}/hf"], "--img-size does not apply to --format hf"),
     CliCase("io-bench-model-kwargs-bad-c", "bench", ["--models", "tinynet", "--model-kwargs", "c=3"],
             "c must be in (0, 1)"),
     CliCase("io-bench-model-kwargs-not-pairs", "bench", ["--models", "tinynet", "--model-kwargs", "c"],

@@ -366,3 +366,55 @@ def test_bench_takes_model_kwargs(capsys, tmp_path):
     row = next(csv.DictReader(open(out)))
     assert row["model_kwargs"] == "c=0.3"
     assert int(row["input_size"]) == shrink("efficientnet_b0", 0.3).img_size
+
+
+# ---- Hugging Face layout round trip (issue 14) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("tinynet", dict(c=0.3, num_classes=7)),
+    ("ghostnet_tiny", dict(target="params=3M")),
+    ("resnet50_tiny", dict(c=0.2, rule="giant", num_classes=5)),
+    ("ghostnet_b", {}),
+])
+def test_a_shrunk_network_round_trips_through_local_dir(tmp_path, name, kwargs):
+    import json
+
+    from timm_tinynet.hub import SEARCH_ARGS, save_for_hf
+
+    model = timm.create_model(name, **kwargs).eval()
+    save_for_hf(model, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["architecture"] == name
+    args = config.get("model_args", {})
+    assert not set(SEARCH_ARGS) & set(args)  # the search's result is saved, not the search
+    if "c" in kwargs or "target" in kwargs:
+        cube = model.tinynet_cube
+        assert (args["r"], args["d"], args["w"]) == (cube.r, cube.d, cube.w)
+    rebuilt = timm.create_model(f"local-dir:{tmp_path / 'hf'}", pretrained=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+    assert rebuilt.pretrained_cfg["input_size"] == model.pretrained_cfg["input_size"]
+    assert model._model_args == {k: v for k, v in kwargs.items()} | {k: v for k, v in model._model_args.items()
+                                                                       if k not in kwargs}  # left as it was
+
+
+def test_a_searched_model_without_its_cube_is_refused():
+    from timm_tinynet.hub import reconstruction_args
+
+    model = torch.nn.Linear(2, 2)
+    model._model_args = {"c": 0.3}
+    with pytest.raises(ValueError, match="does not record its cube"):
+        reconstruction_args(model)
+
+
+def test_export_hf_cli(tmp_path, capsys):
+    out = tmp_path / "shared"
+    assert export_main(["--model", "tinynet", "--model-kwargs", "c=0.3", "num_classes=4", "--format", "hf",
+                        "--out", str(out)]) == 0
+    assert "identical logits" in capsys.readouterr().out
+    assert {"config.json", "model.safetensors", "pytorch_model.bin"} <= {p.name for p in out.iterdir()}
+    model = timm.create_model(f"local-dir:{out}", pretrained=True)
+    assert model.num_classes == 4
+    assert export_main(["--model", "tinynet", "--model-kwargs", "c=0.5", "--format", "hf", "--out", str(out)]) == 0
+    assert timm.create_model(f"local-dir:{out}", pretrained=True).num_classes == 1000  # ours: replaced

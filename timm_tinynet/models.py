@@ -63,7 +63,9 @@ def _create(variant: str, baseline: Baseline, cube: Cube, pretrained: bool, **kw
     kwargs["pretrained_cfg_overlay"] = {**baseline.cfg_overlay(cube), **(kwargs.get("pretrained_cfg_overlay") or {})}
     if pretrained:
         _require_weights(variant, kwargs)
-    return baseline.create(variant, cube, pretrained, **kwargs)
+    model = baseline.create(variant, cube, pretrained, **kwargs)
+    model.tinynet_cube = cube  # what c=/target= resolved to: hub.save_for_hf records it instead of the search
+    return model
 
 
 def _generic_cube(
