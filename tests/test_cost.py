@@ -263,17 +263,22 @@ def test_random_cubes_equal_fvcore(baseline):
     assert not mismatches, mismatches
 
 
+def assert_the_cost_is_the_built_models(baseline: str, cube: Cube, num_classes: int = 1000) -> None:
+    """FLOPs, params and activations equal the meta-device forward's, and so does every layer."""
+    got = cube_cost_analytic(baseline, cube, num_classes=num_classes)
+    built = Built.baseline(baseline, cube, num_classes=num_classes)
+    assert (got.flops, got.params) == built.run(got.img_size), cube
+    assert got.activations == built.activations, cube
+    assert_layers_match(baseline, cube, built, got.img_size, num_classes)
+
+
 # --- many cubes against the meta-device forward, module by module --------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 def test_random_cubes_equal_the_meta_forward_layer_by_layer(baseline):
     for cube in random_cubes(3, META_CUBES):
-        got = cube_cost_analytic(baseline, cube)
-        built = Built.baseline(baseline, cube)
-        assert (got.flops, got.params) == built.run(got.img_size), cube
-        assert got.activations == built.activations, cube
-        assert_layers_match(baseline, cube, built, got.img_size)
+        assert_the_cost_is_the_built_models(baseline, cube)
 
 
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
@@ -282,21 +287,13 @@ def test_edge_cubes_layer_by_layer(baseline):
     cubes = [Cube(0.15, 0.15, 0.15), Cube(1.5, 1.5, 1.5), Cube(0.5, 0.01, 0.01), Cube(0.77, 1.0, 0.25),
              Cube(1.0, 0.3, 2.0), Cube(0.3, 2.0, 0.3)]
     for cube in cubes:
-        got = cube_cost_analytic(baseline, cube)
-        built = Built.baseline(baseline, cube)
-        assert (got.flops, got.params) == built.run(got.img_size), cube
-        assert got.activations == built.activations, cube
-        assert_layers_match(baseline, cube, built, got.img_size)
+        assert_the_cost_is_the_built_models(baseline, cube)
 
 
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_num_classes(baseline, num_classes):
-    cube = Cube(0.6, 0.7, 0.8)
-    got = cube_cost_analytic(baseline, cube, num_classes=num_classes)
-    built = Built.baseline(baseline, cube, num_classes=num_classes)
-    assert (got.flops, got.params, got.activations) == (*built.run(got.img_size), built.activations)
-    assert_layers_match(baseline, cube, built, got.img_size, num_classes)
+    assert_the_cost_is_the_built_models(baseline, Cube(0.6, 0.7, 0.8), num_classes)
 
 
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)

@@ -9,7 +9,6 @@ change the network the weights belong to.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Sequence, Tuple, Union
@@ -79,9 +78,6 @@ def export_hf_verified(model: nn.Module, out: Union[str, Path], input_size: Sequ
         if error > 0:
             raise RuntimeError(f"the rebuilt network's logits differ by up to {error:.2e}: not saved")
         out.mkdir(exist_ok=True)
-        for name in HF_FILES:
-            if (Path(tmp) / name).exists():
-                os.replace(Path(tmp) / name, out / name)
-            elif (out / name).exists():  # a file of an earlier export this one does not write
-                (out / name).unlink() if (out / name).is_file() else shutil.rmtree(out / name)
+        for name in HF_FILES:  # save_for_hf writes all three (safe_serialization "both")
+            os.replace(Path(tmp) / name, out / name)
     return error, out

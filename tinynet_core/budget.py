@@ -20,8 +20,8 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 from .baselines import Baseline, get_baseline
 from .cost import cube_cost_analytic
 from .cube import GIANT_DEPTH_BASE, Cube
-from .solve import (DEFAULT_RULE, DEFAULT_TOLERANCE, FreeScalar, Shrunk, UnreachableTargetError, check_rule, free_scalar,
-                    nearest_step, shrink, simplify, tiny_neighbours, tune, width_scalar)
+from .solve import (DEFAULT_RULE, DEFAULT_TOLERANCE, FreeScalar, Shrunk, UnreachableTargetError, check_rule,
+                    first_neighbour_within, free_scalar, nearest_step, shrink, signature, simplify, tune, width_scalar)
 from .targets import Target, TargetError, check_target_tolerance, format_value, parse_target
 
 PATH_TOL = 0.5  # the FLOPs tolerance of the rule's path: any network the rule reaches near c, not only exact ones
@@ -52,10 +52,6 @@ class Meter(Protocol):
 Metric = Callable[[Cube], float]
 
 
-def _signature(base: Baseline, cube: Cube) -> tuple:
-    return base.arch_key(cube), base.img_size(cube)
-
-
 class _Path:
     """The rule's networks by c, each solved once (and, for latency, measured once)."""
 
@@ -81,7 +77,7 @@ class _Path:
 
     def value_of_cube(self, cube: Cube) -> float:
         """The target's metric of a network, each distinct network evaluated (measured) once."""
-        key = _signature(self.base, cube)
+        key = signature(self.base, cube)
         if key not in self.by_network:
             self.by_network[key] = self.metric(cube)
             self.cubes[key] = cube
@@ -97,13 +93,20 @@ class _Path:
 
     def lowest_c(self) -> float:
         """The smallest c (to ``C_RESOLUTION``) for which the rule still gives a network."""
-        lo, hi = C_LOWEST, C_HIGHEST
-        if self.at(lo) is not None:
-            return lo
-        while hi / lo > 1 + C_RESOLUTION:
-            mid = math.sqrt(lo * hi)
-            lo, hi = (lo, mid) if self.at(mid) is not None else (mid, hi)
-        return hi
+        if self.at(C_LOWEST) is not None:
+            return C_LOWEST
+        return _log_bisect(lambda c: self.at(c) is None, C_LOWEST, C_HIGHEST)[1]
+
+
+def _log_bisect(below: Callable[[float], bool], lo: float, hi: float) -> Tuple[float, float]:
+    """(lo, hi) narrowed by halving on a log scale (c spans four decades) until hi / lo <= 1 + ``C_RESOLUTION`` or
+    after ``MAX_STEPS`` halvings; a midpoint where ``below`` holds becomes the new lo."""
+    for _ in range(MAX_STEPS):
+        if hi / lo <= 1 + C_RESOLUTION:
+            break
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if below(mid) else (lo, mid)
+    return lo, hi
 
 
 def _metric(base: Baseline, target: Target, meter: Optional[Meter]) -> Metric:
@@ -242,16 +245,12 @@ def _free_scalar(path: _Path, target: Target) -> Tuple[FreeScalar, float]:
     """
     if path.rule != "tiny":
         return free_scalar(path.rule, path.base), 1.0
-    lo, hi = path.lowest_c(), C_HIGHEST
-    for _ in range(MAX_STEPS):
-        if hi / lo <= 1 + C_RESOLUTION:
-            break
-        mid = math.sqrt(lo * hi)
-        shrunk = path.at(mid)
-        if shrunk is None or path.value(shrunk) < target.value:
-            lo = mid
-        else:
-            hi = mid
+
+    def short_of_target(c: float) -> bool:
+        shrunk = path.at(c)
+        return shrunk is None or path.value(shrunk) < target.value
+
+    lo, hi = _log_bisect(short_of_target, path.lowest_c(), C_HIGHEST)
     below, above = path.at(lo), path.at(hi)
     c = hi if below is None or abs(path.value(above) - target.value) <= abs(path.value(below) - target.value) else lo
     cube = path.at(c).cube
@@ -273,14 +272,8 @@ def _neighbour_within(path: _Path, cube: Cube, target: Target, tol: float, c: fl
     def error(k: Cube) -> float:
         return abs(path.value_of_cube(k) / target.value - 1)
 
-    best = cube
     d_std = path.extras_at(c).get("d_std", 0.0)
-    for candidate, _, _ in tiny_neighbours(base, cube, d_std, solve_w):
-        if error(candidate) < error(best):
-            best = candidate
-        if error(best) <= tol:
-            break
-    return best
+    return first_neighbour_within(base, cube, d_std, solve_w, error, tol)[0]
 
 
 def _to_flops(base: Baseline, target: Target, rule: str, tol: float, frontier: Optional[str]) -> Shrunk:
@@ -320,17 +313,17 @@ def _remeasured(path: _Path, meter: Meter, cube: Cube, target: Target) -> Cube:
     distance = abs(chosen.median_s - target.value)
     close = [cube]
     for key, other in path.cubes.items():
-        if key == _signature(path.base, cube):
+        if key == signature(path.base, cube):
             continue
         measured = meter(path.base.name, other)
         if abs(abs(measured.median_s - target.value) - distance) <= chosen.spread_s + measured.spread_s:
             close.append(other)
     if len(close) < 2:
         return cube
-    close = sorted(close, key=lambda k: abs(path.by_network[_signature(path.base, k)] - target.value))[:4]
+    close = sorted(close, key=lambda k: abs(path.by_network[signature(path.base, k)] - target.value))[:4]
     unsettled = [k for k in close if meter(path.base.name, k).repeats < SETTLED_REPEATS]
     if unsettled:  # a network measured this thoroughly before (the cache keeps its runs) is not measured again
         meter.remeasure([(path.base.name, k) for k in unsettled], REMEASURE_REPEATS)
     for k in close:
-        path.by_network[_signature(path.base, k)] = meter(path.base.name, k).median_s
-    return min(close, key=lambda k: abs(path.by_network[_signature(path.base, k)] - target.value))
+        path.by_network[signature(path.base, k)] = meter(path.base.name, k).median_s
+    return min(close, key=lambda k: abs(path.by_network[signature(path.base, k)] - target.value))

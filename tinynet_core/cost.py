@@ -142,6 +142,14 @@ def _linear(name: str, in_features: int, num_classes: int) -> Iterator[Layer]:
         yield Layer(name, "linear", in_features, num_classes, bias=True)
 
 
+def _conv_stem(chs: int, img_size: int) -> Iterator[Layer]:
+    """The 3x3 stride-2 ``conv_stem`` and its ``bn1`` of EfficientNet and GhostNet; returns the output side."""
+    stem = _conv("conv_stem", 3, chs, img_size, 3, 2)
+    yield stem
+    yield _bn("bn1", chs)
+    return stem.out_hw
+
+
 def _se(prefix: str, chs: int, reduced: int) -> Iterator[Layer]:
     yield _pooled_conv(prefix + "se.conv_reduce", chs, reduced)
     yield _pooled_conv(prefix + "se.conv_expand", reduced, chs)
@@ -237,10 +245,7 @@ _EFF_BLOCKS = {"ds": _ds_block, "ir": _ir_block}
 
 def efficientnet_layers(arch: EffNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
     """timm EfficientNet: 3x3/2 stem, stages (only a stage's first block strides), 1x1 head, classifier."""
-    stem = _conv("conv_stem", 3, arch.stem, img_size, 3, 2)
-    yield stem
-    yield _bn("bn1", arch.stem)
-    size, chs = stem.out_hw, arch.stem
+    size, chs = (yield from _conv_stem(arch.stem, img_size)), arch.stem
     for s, stage in enumerate(arch.stages):
         for b in range(stage.repeats):
             size = yield from _EFF_BLOCKS[stage.block](
@@ -371,10 +376,7 @@ def _ghost_bottleneck(prefix: str, in_chs: int, block: GhostBlock, size: int) ->
 
 def ghostnet_a_layers(arch: GhostNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
     """CubeGhostNet: 3x3/2 stem, bottleneck stages, 1x1 ConvBnAct stage, pool, biased 1x1 conv_head, classifier."""
-    stem = _conv("conv_stem", 3, arch.stem, img_size, 3, 2)
-    yield stem
-    yield _bn("bn1", arch.stem)
-    size, chs = stem.out_hw, arch.stem
+    size, chs = (yield from _conv_stem(arch.stem, img_size)), arch.stem
     for s, stage in enumerate(arch.stages):
         for b, block in enumerate(stage):
             size = yield from _ghost_bottleneck(f"blocks.{s}.{b}.", chs, block, size)

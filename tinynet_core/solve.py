@@ -184,21 +184,23 @@ def shortest_in_step(x: float, same_network: Callable[[float], bool], upward: bo
     return x
 
 
-def simplest_equivalent(x: float, signature: Callable[[float], tuple]) -> float:
+def simplest_equivalent(x: float, network_of: Callable[[float], tuple]) -> float:
     """``x`` rounded to the fewest decimals that build the same network (a formula's r = 0.8437 -> 0.84 when that
-    gives the same input size). ``signature`` must be cheap (architecture and input size): no model is built."""
-    reference = signature(x)
+    gives the same input size). ``network_of`` must be cheap (``signature``: architecture and input size): no model
+    is built."""
+    reference = network_of(x)
     for digits in range(2, 8):
         candidate = round(x, digits)
         try:
-            if signature(candidate) == reference:
+            if network_of(candidate) == reference:
                 return candidate
         except ValueError:  # rounded outside the valid range
             continue
     return x
 
 
-def _signature(base: Baseline, cube: Cube) -> tuple:
+def signature(base: Baseline, cube: Cube) -> tuple:
+    """Equal exactly when two cubes build the same network: its layers and its input size."""
     return base.arch_key(cube), base.img_size(cube)
 
 
@@ -241,8 +243,8 @@ def nearest_step(base: Baseline, scalar: FreeScalar, target: float, tol: float, 
         x = below
     if x == scalar.hi:
         return x
-    reference = _signature(base, scalar.make_cube(x))
-    return shortest_in_step(x, lambda v: _signature(base, scalar.make_cube(v)) == reference, upward)
+    reference = signature(base, scalar.make_cube(x))
+    return shortest_in_step(x, lambda v: signature(base, scalar.make_cube(v)) == reference, upward)
 
 
 def plateau_end(flops_of: Callable[[float], int], x: float, hi: float) -> float:
@@ -257,7 +259,7 @@ def plateau_end(flops_of: Callable[[float], int], x: float, hi: float) -> float:
 def simplify(base: Baseline, cube: Cube, dims: str) -> Cube:
     """Shorten the given dimensions' decimals without changing the network."""
     for dim in dims:
-        value = simplest_equivalent(getattr(cube, dim), lambda x: _signature(base, replace(cube, **{dim: x})))
+        value = simplest_equivalent(getattr(cube, dim), lambda x: signature(base, replace(cube, **{dim: x})))
         cube = replace(cube, **{dim: value})
     return cube
 
@@ -387,20 +389,30 @@ def _tiny_cube(base: Baseline, r: float, d: float, c: float, c0: int, target: fl
     cube = solve_w(r, d)
     if error(cube) <= tol:
         return cube
-    best, seen = cube, {_signature(base, cube)}
-    for candidate, nudge, d_shift in tiny_neighbours(base, cube, extras.get("d_std", 0.0), solve_w):
-        signature = _signature(base, candidate)
-        if signature in seen:
+    cube, nudge, d_shift = first_neighbour_within(base, cube, extras.get("d_std", 0.0), solve_w, error, tol)
+    if error(cube) <= tol:
+        if nudge:
+            extras["nudged_px"] = nudge
+        if d_shift:
+            extras["nudged_d"] = d_shift
+    return cube
+
+
+def first_neighbour_within(base: Baseline, cube: Cube, d_std: float, solve_w: Callable[[float, float], Cube],
+                           error: Callable[[Cube], float], tol: float) -> Tuple[Cube, int, float]:
+    """The first of ``tiny_neighbours`` whose ``error`` is within ``tol``, else the nearest network seen (``cube``
+    itself when none is nearer), with its input-size nudge (px) and depth shift. Each distinct network is judged
+    once; the tiny rule's search for a FLOPs budget and for any other target (``budget.py``) both use it."""
+    best, seen = (cube, 0, 0.0), {signature(base, cube)}
+    for candidate, nudge, d_shift in tiny_neighbours(base, cube, d_std, solve_w):
+        key = signature(base, candidate)
+        if key in seen:
             continue
-        seen.add(signature)
-        if error(candidate) < error(best):
-            best = candidate
+        seen.add(key)
+        if error(candidate) < error(best[0]):
+            best = (candidate, nudge, d_shift)
         if error(candidate) <= tol:
-            if nudge:
-                extras["nudged_px"] = nudge
-            if d_shift:
-                extras["nudged_d"] = d_shift
-            return candidate
+            return candidate, nudge, d_shift
     return best
 
 
