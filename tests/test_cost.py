@@ -34,13 +34,21 @@ from tinynet_core import archs, cost
 from tinynet_core import baselines as described
 from tinynet_core.cost import Cost, cube_cost_analytic
 
-BASELINE_NAMES = ("efficientnet_b0", "efficientnet_b0_compound", "resnet50", "ghostnet_a")
+BASELINE_NAMES = tuple(BASELINES)
+PAPER_BASELINES = ("efficientnet_b0", "efficientnet_b0_compound", "resnet50", "ghostnet_a")
 GENERIC_MODELS = {"tinynet": "efficientnet_b0", "resnet50_tiny": "resnet50", "ghostnet_tiny": "ghostnet_a"}
 REGISTERED = {**{name: (b.name, cube) for name, (b, cube) in PAPER_MODELS.items()},
               **{name: (baseline, Cube()) for name, baseline in GENERIC_MODELS.items()}}
 RANDOM_RANGE = (0.15, 1.5)  # r >= 0.15 keeps every baseline's input >= 32 px
 FVCORE_CUBES = 20
 META_CUBES = 200
+# the other baselines run the same layer generators (block types, stems, heads) as these four: fewer cubes each
+OTHER_FVCORE_CUBES = 2
+OTHER_META_CUBES = 16
+
+
+def cube_count(baseline: str, paper: int, other: int) -> int:
+    return paper if baseline in PAPER_BASELINES else other
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fvcore runs real forwards (tests/conftest.py)
@@ -152,14 +160,18 @@ def test_the_builders_feed_timm_the_archs_definitions():
     assert b0["block_args"] == decode_arch_def([list(stage) for stage in archs.B0_ARCH_DEF], 1.0,
                                                depth_trunc="round")
     assert (b0["stem_size"], b0["num_features"]) == (archs.B0_STEM, archs.B0_HEAD)
-    assert efficientnet.B0_ARCH_DEF is archs.B0_ARCH_DEF
+    for name, spec in archs.EFFNET_SPECS.items():  # the generator's arch, its depth multiplier applied
+        kwargs = get_baseline(name).model_kwargs(Cube())
+        assert kwargs["block_args"] == decode_arch_def([list(stage) for stage in spec.arch_def],
+                                                       spec.depth_multiplier, fix_first_last=spec.fix_first_last)
 
-    from timm.models.resnet import Bottleneck
+    from timm.models.resnet import BasicBlock, Bottleneck
 
-    r50 = get_baseline("resnet50").model_kwargs(Cube())
-    assert (r50["block"], r50["layers"], r50["channels"]) == (Bottleneck, archs.RESNET50_LAYERS,
-                                                              archs.RESNET50_PLANES)
-    assert Bottleneck.expansion == archs.RESNET_EXPANSION
+    for name, spec in archs.RESNET_SPECS.items():
+        kwargs = get_baseline(name).model_kwargs(Cube())
+        assert (kwargs["block"], kwargs["layers"], kwargs["channels"]) == (
+            Bottleneck if spec.block == "bottleneck" else BasicBlock, spec.layers, archs.RESNET50_PLANES)
+        assert kwargs["block"].expansion == cost.resnet_expansion(spec)
     assert count_params(timm.create_model("resnet50")) == cube_cost_analytic("resnet50", Cube()).params
 
     from timm.models.ghostnet import _SE_LAYER
@@ -171,9 +183,18 @@ def test_the_builders_feed_timm_the_archs_definitions():
     assert _SE_LAYER.keywords["rd_round_fn"].keywords["divisor"] == archs.GHOST_SE_DIVISOR
 
 
-def test_the_builders_normalise_with_timms_imagenet_mean_and_std():
-    for cfg in [b.pretrained_cfg(Cube()) for b in BASELINES.values()] + [
-            timm.models.get_pretrained_cfg(name).to_dict() for name in timm_tinynet.MODEL_NAMES]:
+def test_the_builders_normalise_as_the_weights_they_start_from():
+    for name, b in BASELINES.items():  # each family as timm's own model of that name was trained
+        reference = "efficientnet_b0" if name.startswith("efficientnet_b0") else name
+        if name == "ghostnet_a":  # no timm model: ImageNet's mean and std
+            mean_std = (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+        else:
+            timm_cfg = timm.models.get_pretrained_cfg(reference)
+            mean_std = (tuple(timm_cfg.mean), tuple(timm_cfg.std))
+        cfg = b.pretrained_cfg(Cube())
+        assert (tuple(cfg["mean"]), tuple(cfg["std"])) == mean_std, name
+    for name in timm_tinynet.MODEL_NAMES:
+        cfg = timm.models.get_pretrained_cfg(name).to_dict()
         assert (tuple(cfg["mean"]), tuple(cfg["std"])) == (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     assert (base.IMAGENET_CFG["mean"], base.IMAGENET_CFG["std"]) == (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
 
@@ -192,26 +213,45 @@ def test_rounding_helpers_equal_timm():
             assert cost.round_repeats(repeats, d) == len(decoded[0])
 
 
-def test_decoded_b0_blocks_equal_timm_decode_arch_def():
-    decoded = decode_arch_def([list(stage) for stage in archs.B0_ARCH_DEF], 1.0, depth_trunc="round")
-    for stage, blocks in zip(cost.B0_STAGES, decoded):
-        block = blocks[0]
-        assert (stage.block, stage.repeats, stage.kernel, stage.stride, stage.out_chs, stage.se_ratio) == (
-            block["block_type"], len(blocks), block["dw_kernel_size"], block["stride"], block["out_chs"],
-            block["se_ratio"])
-        assert stage.exp_ratio == block.get("exp_ratio", 1.0) and not block["noskip"]
+def test_scale_stage_depth_equals_timms():
+    from timm.models._efficientnet_builder import _scale_stage_depth
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        repeats = [rng.randrange(1, 6) for _ in range(rng.randrange(1, 5))]
+        multiplier, trunc = rng.uniform(0.01, 3), rng.choice(("round", "ceil"))
+        scaled = _scale_stage_depth(list(range(len(repeats))), repeats, multiplier, trunc)  # args as markers
+        assert cost.scale_stage_depth(repeats, multiplier, trunc) == tuple(scaled.count(i) for i in range(len(repeats)))
+
+
+@pytest.mark.parametrize("name", sorted(archs.EFFNET_SPECS))
+def test_decoded_blocks_equal_timm_decode_arch_def(name):
+    spec = archs.EFFNET_SPECS[name]
+    decoded = decode_arch_def([list(stage) for stage in spec.arch_def], spec.depth_multiplier,
+                              fix_first_last=spec.fix_first_last)
+    for stage, blocks in zip(cost.base_stages(spec), decoded):
+        flat = [block for block in stage for _ in range(block.repeats)]
+        assert len(flat) == len(blocks)
+        for ours, theirs in zip(flat, blocks):
+            assert (ours.block, ours.kernel, ours.stride, ours.out_chs) == (
+                theirs["block_type"], theirs.get("dw_kernel_size", theirs.get("kernel_size")), theirs["stride"],
+                theirs["out_chs"])
+            assert ours.se_ratio == (theirs.get("se_ratio") or 0.0)
+            assert ours.exp_ratio == theirs.get("exp_ratio", 1.0)
 
 
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 def test_architecture_equals_the_baselines_definition(baseline):
     b = get_baseline(baseline)
-    for cube in random_cubes(1, META_CUBES) + [Cube(), Cube(0.2, 0.1, 0.1), Cube(2, 3, 3)]:
+    for cube in random_cubes(1, cube_count(baseline, META_CUBES, 50)) + [Cube(), Cube(0.2, 0.1, 0.1), Cube(2, 3, 3)]:
         arch = cost.architecture(baseline, cube)
-        if baseline.startswith("efficientnet"):
+        if baseline in archs.EFFNET_SPECS:
             assert (arch.stem, arch.head) == (b.stem_size(cube), b.head_size(cube))
-            assert [s.repeats for s in arch.stages] == b.stage_repeats(cube)
-            assert [s.out_chs for s in arch.stages] == b.stage_channels(cube)
-        elif baseline == "resnet50":
+            assert [sum(block.repeats for block in stage) for stage in arch.stages] == b.stage_repeats(cube)
+            assert [stage[-1].out_chs for stage in arch.stages] == b.stage_channels(cube)
+            kwargs = b.model_kwargs(cube)
+            assert [len(stage) for stage in kwargs["block_args"]] == b.stage_repeats(cube)
+        elif baseline in archs.RESNET_SPECS:
             assert arch.repeats == tuple(b.stage_repeats(cube)) and list(arch.planes) == b.planes(cube)
         else:
             kwargs = b.model_kwargs(cube)
@@ -246,15 +286,18 @@ def test_baselines_at_the_unit_cube_equal_fvcore(baseline):
     got = cube_cost_analytic(baseline, Cube())
     assert (got.flops, got.params, got.activations) == (
         count_flops(model), count_params(model), fvcore_activations(model, got.img_size))
-    if baseline.startswith("efficientnet"):  # both styles are EfficientNet-B0 at Cube()
+    if baseline.startswith("efficientnet_b0"):  # both styles are EfficientNet-B0 at Cube()
         assert got.flops == 385_814_752 and got.params == count_params(timm.create_model("efficientnet_b0"))
+    elif baseline != "ghostnet_a":  # timm's own model of that name
+        assert (got.flops, got.params) == (count_flops(timm.create_model(baseline), (3, got.img_size, got.img_size)),
+                                           count_params(model))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 def test_random_cubes_equal_fvcore(baseline):
     mismatches = []
-    for cube in random_cubes(2, FVCORE_CUBES):
+    for cube in random_cubes(2, cube_count(baseline, FVCORE_CUBES, OTHER_FVCORE_CUBES)):
         got = cube_cost_analytic(baseline, cube)
         model = build(baseline, cube)
         want = (count_flops(model, (3, got.img_size, got.img_size)), count_params(model))
@@ -277,7 +320,7 @@ def assert_the_cost_is_the_built_models(baseline: str, cube: Cube, num_classes: 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", BASELINE_NAMES)
 def test_random_cubes_equal_the_meta_forward_layer_by_layer(baseline):
-    for cube in random_cubes(3, META_CUBES):
+    for cube in random_cubes(3, cube_count(baseline, META_CUBES, OTHER_META_CUBES)):
         assert_the_cost_is_the_built_models(baseline, cube)
 
 

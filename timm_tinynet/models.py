@@ -119,12 +119,15 @@ def _paper(variant: str, pretrained: bool, **kwargs: Any) -> nn.Module:
 def tinynet(pretrained: bool = False, r: Optional[float] = None, d: Optional[float] = None,
             w: Optional[float] = None, c: Optional[float] = None, rule: Optional[str] = None,
             tol: object = AUTO_TOLERANCE, frontier: Optional[str] = None, target: Optional[str] = None,
-            latency_meter: Optional[Meter] = None, **kwargs: Any) -> nn.Module:
-    """EfficientNet-B0 twisted TinyNet-style: ``r``/``d``/``w`` multipliers (default 1.0), or ``c`` (FLOPs ratio,
-    0 < c < 1) or ``target`` ('latency=8ms', 'params=2.5M', 'activations=1.2M', 'flops=100M') with ``rule``
-    (default 'tiny': the tiny formula), ``tol`` and ``frontier`` (a frontier CSV). A latency target measures
-    candidate networks on this machine with ``latency_meter`` (default: CPU, torch, 1 thread, batch 1; cached)."""
-    return _twisted("tinynet", TINYNET_B0, pretrained, r, d, w, c, rule, tol, frontier, target,
+            latency_meter: Optional[Meter] = None, baseline: str = "efficientnet_b0", **kwargs: Any) -> nn.Module:
+    """``baseline`` (default EfficientNet-B0, TinyNet-style; any of ``timm_tinynet.BASELINES``: EfficientNet-B1..B3,
+    -Lite0, MobileNetV2/V3, MnasNet, FBNet, ResNets, GhostNet-A) twisted by ``r``/``d``/``w`` multipliers (default
+    1.0), or shrunk to ``c`` (FLOPs ratio, 0 < c < 1) or ``target`` ('latency=8ms', 'params=2.5M',
+    'activations=1.2M', 'flops=100M') by ``rule`` (default 'tiny': the tiny formula), ``tol`` and ``frontier`` (a
+    frontier CSV). A latency target measures candidate networks on this machine with ``latency_meter`` (default:
+    CPU, torch, 1 thread, batch 1; cached). ``pretrained=True`` initialises the network from the nearest published
+    parent of its family by weight selection (``timm_tinynet.inherit``)."""
+    return _twisted("tinynet", get_baseline(baseline), pretrained, r, d, w, c, rule, tol, frontier, target,
                     latency_meter, **kwargs)
 
 

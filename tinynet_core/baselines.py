@@ -5,15 +5,14 @@ the timm builder; both read the architectures of ``archs.py`` through the cost m
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional, TypeVar
+from typing import Any, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 from . import cost
-from .archs import (B0_ARCH_DEF, B0_IMG_SIZE, GHOSTNET_A_ROWS, GHOSTNET_IMG_SIZE, MIN_IMG_SIZE, RESNET_EXPANSION,
-                    RESNET_IMG_SIZE)
+from .archs import EFFNET_SPECS, GHOSTNET_A_ROWS, GHOSTNET_IMG_SIZE, MIN_IMG_SIZE, RESNET_SPECS, EffNetSpec, ResNetSpec
 from .cube import Cube
 
-__all__ = ["BASELINES", "Baseline", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50", "find_baseline",
-           "get_baseline"]
+__all__ = ["BASELINES", "Baseline", "EfficientNetFamily", "GhostNetA", "MIN_IMG_SIZE", "ResNetFamily",
+           "find_baseline", "get_baseline"]
 
 
 class Baseline:
@@ -22,6 +21,8 @@ class Baseline:
     name: str
     base_img_size: int  # input resolution at r = 1
     generic_model: Optional[str]  # the registered timm model that takes r=, d=, w= (None: not registered)
+    generic_kwargs: Dict[str, Any] = {}  # what else that model needs to build this baseline (baseline=...)
+    uses_default_frontier_of: Optional[str] = None  # None when the default frontier was measured on this baseline
 
     def img_size(self, cube: Cube) -> int:
         """``int(base_img_size * r)``; ValueError below the 32 px minimum."""
@@ -48,22 +49,32 @@ class Baseline:
         raise NotImplementedError
 
 
+# The paper's three baselines keep their own generic models; every other one is
+# ``timm.create_model("tinynet", baseline=NAME, ...)`` (which also builds these three).
+PAPER_GENERIC_MODELS = {"efficientnet_b0": "tinynet", "resnet50": "resnet50_tiny", "ghostnet_a": "ghostnet_tiny"}
+
+
+def generic_model_for(name: str) -> Tuple[str, Dict[str, Any]]:
+    """The registered model (and its extra kwargs) that builds baseline ``name`` twisted by r=, d=, w=."""
+    if name in PAPER_GENERIC_MODELS:
+        return PAPER_GENERIC_MODELS[name], {}
+    return "tinynet", {"baseline": name}
+
+
 _REPEATS = re.compile(r"_r(\d+)")
 _CHANNELS = re.compile(r"_c(\d+)")
 
 
-class EfficientNetB0(Baseline):
-    """EfficientNet-B0 in two scaling styles: ``tinynet`` (TinyNet: fixed 32-channel stem, head at least 1280) and
-    ``compound`` (EfficientNet's own, stem and head scale with w; the paper's B^-phi)."""
+class EfficientNetFamily(Baseline):
+    """A network of timm's EfficientNet builder (EfficientNet, MobileNetV2/V3, MnasNet, FBNet ...) described by an
+    ``EffNetSpec``: timm's own arch strings and the rules its stem, head and SE widths follow."""
 
-    base_img_size = B0_IMG_SIZE
-
-    def __init__(self, style: str) -> None:
-        if style not in ("tinynet", "compound"):
-            raise ValueError(f"unknown EfficientNet scaling style {style!r}")
-        self.style = style
-        self.name = "efficientnet_b0" if style == "tinynet" else "efficientnet_b0_compound"
-        self.generic_model = "tinynet" if style == "tinynet" else None
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spec: EffNetSpec = EFFNET_SPECS[name]
+        self.base_img_size = self.spec.img_size
+        self.generic_model, self.generic_kwargs = generic_model_for(name)
+        self.uses_default_frontier_of = None if name == "efficientnet_b0" else "efficientnet_b0"
 
     def stem_size(self, cube: Cube) -> int:
         return self.arch_key(cube).stem
@@ -72,31 +83,36 @@ class EfficientNetB0(Baseline):
         return self.arch_key(cube).head
 
     def stage_repeats(self, cube: Cube) -> List[int]:
-        return [stage.repeats for stage in self.arch_key(cube).stages]
+        return [sum(block.repeats for block in stage) for stage in self.arch_key(cube).stages]
 
     def stage_channels(self, cube: Cube) -> List[int]:
-        return [stage.out_chs for stage in self.arch_key(cube).stages]
+        return [stage[-1].out_chs for stage in self.arch_key(cube).stages]
 
     def arch_def(self, cube: Cube) -> List[List[str]]:
         """timm arch strings of the twisted network, with repeats and channels already scaled.
 
-        ``decode_arch_def(arch_def(cube))`` with no multipliers, stem ``stem_size(cube)`` and head
-        ``head_size(cube)`` rebuilds exactly this model.
+        ``decode_arch_def(arch_def(cube))`` with no multipliers, stem ``stem_size(cube)`` (fixed) and head
+        ``head_size(cube)`` rebuilds exactly this model with the baseline's activation and SE layer.
         """
         out = []
-        for stage, scaled in zip(B0_ARCH_DEF, self.arch_key(cube).stages):
-            block = _REPEATS.sub(f"_r{scaled.repeats}", stage[0], count=1)
-            out.append([_CHANNELS.sub(f"_c{scaled.out_chs}", block, count=1)])
+        for stage, scaled in zip(self.spec.arch_def, self.arch_key(cube).stages):
+            out.append([_CHANNELS.sub(f"_c{block.out_chs}", _REPEATS.sub(f"_r{block.repeats}", string, count=1),
+                                      count=1) for string, block in zip(stage, scaled)])
         return out
 
     def arch_summary(self, cube: Cube) -> Dict[str, Any]:
         return dict(arch_def=self.arch_def(cube), stem_size=self.stem_size(cube), num_features=self.head_size(cube))
 
 
-class ResNet50(Baseline):
-    name = "resnet50"
-    generic_model = "resnet50_tiny"
-    base_img_size = RESNET_IMG_SIZE
+class ResNetFamily(Baseline):
+    """A timm ResNet described by a ``ResNetSpec`` (block type, blocks per stage, stem, downsampling)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spec: ResNetSpec = RESNET_SPECS[name]
+        self.base_img_size = self.spec.img_size
+        self.generic_model, self.generic_kwargs = generic_model_for(name)
+        self.uses_default_frontier_of = "efficientnet_b0"
 
     def stage_repeats(self, cube: Cube) -> List[int]:
         return list(self.arch_key(cube).repeats)
@@ -105,18 +121,23 @@ class ResNet50(Baseline):
         return list(self.arch_key(cube).planes)
 
     def stage_channels(self, cube: Cube) -> List[int]:
-        return [p * RESNET_EXPANSION for p in self.planes(cube)]
+        return [p * cost.resnet_expansion(self.spec) for p in self.planes(cube)]
 
     def arch_summary(self, cube: Cube) -> Dict[str, Any]:
-        return dict(block="Bottleneck", layers=self.stage_repeats(cube), channels=self.planes(cube))
+        summary = dict(block="Bottleneck" if self.spec.block == "bottleneck" else "BasicBlock",
+                       layers=self.stage_repeats(cube), channels=self.planes(cube))
+        if self.spec.deep_stem:
+            summary.update(stem_width=self.spec.stem_width, stem_type="deep", avg_down=self.spec.avg_down)
+        return summary
 
 
 class GhostNetA(Baseline):
     """GhostNet-A of the paper's Table 7; stages in the summaries are Table 7's rows."""
 
     name = "ghostnet_a"
-    generic_model = "ghostnet_tiny"
+    generic_model, generic_kwargs = "ghostnet_tiny", {}
     base_img_size = GHOSTNET_IMG_SIZE
+    uses_default_frontier_of = "efficientnet_b0"
 
     def stage_repeats(self, cube: Cube) -> List[int]:
         return [cost.round_repeats(row[5], cube.d) for row in GHOSTNET_A_ROWS]
@@ -133,11 +154,16 @@ class GhostNetA(Baseline):
         return dict(cfgs=self.cfgs(cube), stem_size=arch.stem, final_size=arch.final, head_size=arch.head)
 
 
-TINYNET_B0 = EfficientNetB0("tinynet")
-COMPOUND_B0 = EfficientNetB0("compound")
-RESNET50 = ResNet50()
+TINYNET_B0 = EfficientNetFamily("efficientnet_b0")
+COMPOUND_B0 = EfficientNetFamily("efficientnet_b0_compound")
+RESNET50 = ResNetFamily("resnet50")
 GHOSTNET_A = GhostNetA()
-BASELINES: Dict[str, Baseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
+_BUILT = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
+BASELINES: Dict[str, Baseline] = {
+    **{name: _BUILT.get(name) or EfficientNetFamily(name) for name in EFFNET_SPECS},
+    **{name: _BUILT.get(name) or ResNetFamily(name) for name in RESNET_SPECS},
+    GHOSTNET_A.name: GHOSTNET_A,
+}
 
 
 B = TypeVar("B", bound=Baseline)

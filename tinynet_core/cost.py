@@ -29,19 +29,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple, Union
+from functools import lru_cache, partial
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .archs import (B0_ARCH_DEF, B0_CHANNEL_DIVISOR, B0_HEAD, B0_IMG_SIZE, B0_STEM, GHOST_CHANNEL_DIVISOR,
-                    GHOST_SE_DIVISOR, GHOSTNET_A_HEAD, GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE,
-                    MIN_IMG_SIZE, RESNET50_LAYERS, RESNET50_PLANES, RESNET_CHANNEL_DIVISOR, RESNET_EXPANSION,
-                    RESNET_IMG_SIZE, RESNET_STEM)
+from .archs import (B0_CHANNEL_DIVISOR, EFFNET_SPECS, GHOST_CHANNEL_DIVISOR, GHOST_SE_DIVISOR, GHOSTNET_A_HEAD,
+                    GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE, MIN_IMG_SIZE, RESNET50_PLANES,
+                    RESNET_CHANNEL_DIVISOR, RESNET_EXPANSION, RESNET_SPECS, RESNET_STEM, EffNetSpec, ResNetSpec)
 from .cube import Cube
 
 __all__ = [
     "BASELINE_NAMES", "Cost", "Layer", "cube_cost_analytic", "architecture", "layers", "default_img_size",
-    "make_divisible", "round_channels", "round_repeats",
-    "efficientnet_arch", "efficientnet_layers", "resnet50_arch", "resnet50_layers", "ghostnet_a_arch",
+    "make_divisible", "round_channels", "round_repeats", "scale_stage_depth",
+    "efficientnet_arch", "efficientnet_layers", "resnet_arch", "resnet_layers", "ghostnet_a_arch",
     "ghostnet_a_layers",
 ]
 
@@ -155,12 +154,12 @@ def _se(prefix: str, chs: int, reduced: int) -> Iterator[Layer]:
     yield _pooled_conv(prefix + "se.conv_expand", reduced, chs)
 
 
-# --- EfficientNet-B0 (timm EfficientNet / EfficientNetBuilder) --------------------------------------------
+# --- The EfficientNet family (timm EfficientNet / MobileNetV3 / EfficientNetBuilder) ----------------------------
 
-class EffStage(NamedTuple):
-    """One stage of a decoded arch string, channels and repeats already scaled."""
+class EffBlock(NamedTuple):
+    """One block definition of a stage (one timm block string), repeats and channels already scaled."""
 
-    block: str  # 'ds' (DepthwiseSeparableConv) or 'ir' (InvertedResidual)
+    block: str  # 'ds' (DepthwiseSeparableConv), 'ir' (InvertedResidual) or 'cn' (ConvBnAct)
     repeats: int
     kernel: int
     stride: int
@@ -172,105 +171,204 @@ class EffStage(NamedTuple):
 class EffNetArch(NamedTuple):
     stem: int
     head: int
-    stages: Tuple[EffStage, ...]
+    stages: Tuple[Tuple[EffBlock, ...], ...]  # each stage: its block definitions, in order
 
 
-def _decode_block(block: str) -> EffStage:
-    """The options of a timm block string that B0 uses (timm ``_decode_block_str``): type, r, k, s, e, c, se."""
+def decode_block(block: str) -> EffBlock:
+    """What a timm block string says about cost (timm ``_decode_block_str``): type, r, k, s, e, c, se. Skip and
+    activation options ('noskip', 'nre', ...) change no parameter or FLOP and are ignored."""
     block_type, *ops = block.split("_")
-    if block_type not in ("ds", "ir"):
+    if block_type not in ("ds", "ir", "cn"):
         raise ValueError(f"unsupported block type in {block!r}")
     options = {}
     for op in ops:
+        if op in ("skip", "noskip") or op.startswith("n"):
+            continue
         key, value = re.split(r"(\d.*)", op)[:2]  # 'se0.25' -> ('se', '0.25')
         options[key] = value
-    return EffStage(
+    return EffBlock(
         block=block_type, repeats=int(options["r"]), kernel=int(options["k"]), stride=int(options["s"]),
-        exp_ratio=float(options["e"]) if block_type == "ir" else 1.0,  # timm: ds blocks take no exp_ratio
-        out_chs=int(options["c"]), se_ratio=float(options.get("se", 0.0)))
+        exp_ratio=float(options["e"]) if block_type == "ir" else 1.0,  # timm: only ir blocks take exp_ratio
+        out_chs=int(options["c"]), se_ratio=float(options.get("se", 0.0)) if block_type != "cn" else 0.0)
 
 
-B0_STAGES: Tuple[EffStage, ...] = tuple(_decode_block(stage[0]) for stage in B0_ARCH_DEF)
+def scale_stage_depth(repeats: Sequence[int], multiplier: float, trunc: str) -> Tuple[int, ...]:
+    """timm ``_scale_stage_depth`` on a stage's repeat counts: the stage's total scaled ('round': nearest, at least
+    one; 'ceil': rounded up), then shared out over its block definitions from the last one back."""
+    total = sum(repeats)
+    scaled = max(1, round(total * multiplier)) if trunc == "round" else int(math.ceil(total * multiplier))
+    out = []
+    for r in reversed(repeats):
+        share = max(1, round(r / total * scaled))
+        out.append(share)
+        total -= r
+        scaled -= share
+    return tuple(reversed(out))
 
 
-def efficientnet_arch(cube: Cube, style: str = "tinynet") -> EffNetArch:
-    """baselines/efficientnet.py ``EfficientNetB0(style)``: 'tinynet' keeps the 32-channel stem and a head of
-    at least 1280; 'compound' scales both with w (timm ``_gen_efficientnet``)."""
-    w, divisor = cube.w, B0_CHANNEL_DIVISOR
-    head = round_channels(B0_HEAD, w, divisor)
-    if style == "tinynet":
-        stem, head = B0_STEM, max(B0_HEAD, head)
-    elif style == "compound":
-        stem = round_channels(B0_STEM, w, divisor)
-    else:
-        raise ValueError(f"unknown EfficientNet scaling style {style!r}")
-    stages = tuple(stage._replace(repeats=round_repeats(stage.repeats, cube.d),
-                                  out_chs=round_channels(stage.out_chs, w, divisor)) for stage in B0_STAGES)
-    return EffNetArch(stem, head, stages)
+@lru_cache(maxsize=None)
+def base_stages(spec: EffNetSpec) -> Tuple[Tuple[EffBlock, ...], ...]:
+    """The generator's own network (``Cube(1, 1, 1)``): its arch strings decoded, each stage's repeats scaled by
+    its depth multiplier as timm's ``decode_arch_def`` does (rounded up; Lite's first and last stages fixed)."""
+    stages = []
+    last = len(spec.arch_def) - 1
+    for i, stage in enumerate(spec.arch_def):
+        blocks = [decode_block(b) for b in stage]
+        multiplier = 1.0 if spec.fix_first_last and i in (0, last) else spec.depth_multiplier
+        repeats = scale_stage_depth([b.repeats for b in blocks], multiplier, "ceil")
+        stages.append(tuple(b._replace(repeats=n) for b, n in zip(blocks, repeats)))
+    return tuple(stages)
 
 
-def _ds_block(prefix: str, in_chs: int, stage: EffStage, stride: int, size: int) -> Iterator[Layer]:
-    """timm DepthwiseSeparableConv: dw conv, SE (reduced from the block input), pw conv. Returns the new size."""
-    dw = _conv(prefix + "conv_dw", in_chs, in_chs, size, stage.kernel, stride, groups=in_chs)
+def width_multiplier(spec: EffNetSpec, cube: Cube) -> float:
+    """The channel multiplier timm's builder gets: the generator's own times the cube's width."""
+    return spec.channel_multiplier * cube.w
+
+
+def fixes_stem(spec: EffNetSpec, multiplier: float) -> bool:
+    """Whether the stem keeps its width (timm's ``fix_stem``) at this channel multiplier."""
+    return spec.stem_rule == "fixed" or (spec.stem_rule == "fixed_below_0.75" and multiplier < 0.75)
+
+
+def head_width(spec: EffNetSpec, multiplier: float) -> int:
+    scaled = round_channels(spec.head, multiplier, B0_CHANNEL_DIVISOR)
+    return {"fixed": spec.head, "scaled": scaled, "at_least": max(spec.head, scaled)}[spec.head_rule]
+
+
+def efficientnet_arch(spec: EffNetSpec, cube: Cube) -> EffNetArch:
+    """``spec`` twisted by ``cube``: every block's channels ``round_channels(c, multiplier * w)``, every stage's
+    repeats scaled by d with ``depth_trunc='round'`` (TinyNet's rounding), stem and head by the spec's rules."""
+    multiplier = width_multiplier(spec, cube)
+    base = base_stages(spec)
+    last = len(base) - 1
+    stages = []
+    for i, stage in enumerate(base):
+        d = 1.0 if spec.fix_first_last and i in (0, last) else cube.d
+        repeats = scale_stage_depth([b.repeats for b in stage], d, "round")
+        stages.append(tuple(b._replace(repeats=n, out_chs=round_channels(b.out_chs, multiplier, B0_CHANNEL_DIVISOR))
+                            for b, n in zip(stage, repeats)))
+    stem = spec.stem if fixes_stem(spec, multiplier) else round_channels(spec.stem, multiplier, B0_CHANNEL_DIVISOR)
+    return EffNetArch(stem, head_width(spec, multiplier), tuple(stages))
+
+
+def _se_width(spec: EffNetSpec, chs: int, block: EffBlock) -> int:
+    """timm's SqueezeExcite width: EfficientNet divides the ratio by the expansion (reduced from the block input,
+    ``se_from_exp=False``) and rounds with Python's round; MobileNetV3 keeps the ratio and rounds to 8."""
+    ratio = block.se_ratio if spec.se_from_exp else block.se_ratio / block.exp_ratio
+    return make_divisible(chs * ratio) if spec.se_round == "make_divisible" else round(chs * ratio)
+
+
+def _ds_block(spec: EffNetSpec, prefix: str, in_chs: int, block: EffBlock, stride: int, size: int
+              ) -> Iterator[Layer]:
+    """timm DepthwiseSeparableConv: dw conv, SE (on the block input), pw conv. Returns the new size."""
+    dw = _conv(prefix + "conv_dw", in_chs, in_chs, size, block.kernel, stride, groups=in_chs)
     yield dw
     yield _bn(prefix + "bn1", in_chs)
-    if stage.se_ratio:
-        yield from _se(prefix, in_chs, round(in_chs * stage.se_ratio))
-    yield _conv(prefix + "conv_pw", in_chs, stage.out_chs, dw.out_hw)
-    yield _bn(prefix + "bn2", stage.out_chs)
+    if block.se_ratio:
+        yield from _se(prefix, in_chs, _se_width(spec, in_chs, block))
+    yield _conv(prefix + "conv_pw", in_chs, block.out_chs, dw.out_hw)
+    yield _bn(prefix + "bn2", block.out_chs)
     return dw.out_hw
 
 
-def _ir_block(prefix: str, in_chs: int, stage: EffStage, stride: int, size: int) -> Iterator[Layer]:
-    """timm InvertedResidual: pw expansion, dw conv, SE, pw projection. Returns the new size.
-
-    SE reduction: EfficientNetBuilder divides the block's se ratio by exp_ratio (se_from_exp=False), and
-    SqueezeExcite rounds ``mid * ratio`` with Python's round: ``round(mid * (0.25 / 6))`` for B0.
-    """
-    mid = make_divisible(in_chs * stage.exp_ratio)
+def _ir_block(spec: EffNetSpec, prefix: str, in_chs: int, block: EffBlock, stride: int, size: int
+              ) -> Iterator[Layer]:
+    """timm InvertedResidual: pw expansion to ``make_divisible(in * e)``, dw conv, SE, pw projection."""
+    mid = make_divisible(in_chs * block.exp_ratio)
     yield _conv(prefix + "conv_pw", in_chs, mid, size)
     yield _bn(prefix + "bn1", mid)
-    dw = _conv(prefix + "conv_dw", mid, mid, size, stage.kernel, stride, groups=mid)
+    dw = _conv(prefix + "conv_dw", mid, mid, size, block.kernel, stride, groups=mid)
     yield dw
     yield _bn(prefix + "bn2", mid)
-    if stage.se_ratio:
-        yield from _se(prefix, mid, round(mid * (stage.se_ratio / stage.exp_ratio)))
-    yield _conv(prefix + "conv_pwl", mid, stage.out_chs, dw.out_hw)
-    yield _bn(prefix + "bn3", stage.out_chs)
+    if block.se_ratio:
+        yield from _se(prefix, mid, _se_width(spec, mid, block))
+    yield _conv(prefix + "conv_pwl", mid, block.out_chs, dw.out_hw)
+    yield _bn(prefix + "bn3", block.out_chs)
     return dw.out_hw
 
 
-_EFF_BLOCKS = {"ds": _ds_block, "ir": _ir_block}
+def _cn_block(spec: EffNetSpec, prefix: str, in_chs: int, block: EffBlock, stride: int, size: int
+              ) -> Iterator[Layer]:
+    """timm ConvBnAct: one conv and its batch norm (MobileNetV3's last stage)."""
+    conv = _conv(prefix + "conv", in_chs, block.out_chs, size, block.kernel, stride)
+    yield conv
+    yield _bn(prefix + "bn1", block.out_chs)
+    return conv.out_hw
 
 
-def efficientnet_layers(arch: EffNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
-    """timm EfficientNet: 3x3/2 stem, stages (only a stage's first block strides), 1x1 head, classifier."""
+_EFF_BLOCKS = {"ds": _ds_block, "ir": _ir_block, "cn": _cn_block}
+
+
+def efficientnet_layers(spec: EffNetSpec, arch: EffNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
+    """timm EfficientNet / MobileNetV3: 3x3/2 stem, stages (only a definition's first block strides), then
+    EfficientNet's 1x1 conv + BN head or MobileNetV3's pooled, biased 1x1 conv head, and the classifier."""
     size, chs = (yield from _conv_stem(arch.stem, img_size)), arch.stem
     for s, stage in enumerate(arch.stages):
-        for b in range(stage.repeats):
-            size = yield from _EFF_BLOCKS[stage.block](
-                f"blocks.{s}.{b}.", chs, stage, stage.stride if b == 0 else 1, size)
-            chs = stage.out_chs
-    yield _conv("conv_head", chs, arch.head, size)
-    yield _bn("bn2", arch.head)
+        b = 0
+        for block in stage:
+            for i in range(block.repeats):
+                size = yield from _EFF_BLOCKS[block.block](
+                    spec, f"blocks.{s}.{b}.", chs, block, block.stride if i == 0 else 1, size)
+                chs, b = block.out_chs, b + 1
+    if spec.head_kind == "pooled_conv":
+        yield _pooled_conv("conv_head", chs, arch.head)
+    else:
+        yield _conv("conv_head", chs, arch.head, size)
+        yield _bn("bn2", arch.head)
     yield from _linear("classifier", arch.head, num_classes)
 
 
-# --- ResNet-50 (timm ResNet, Bottleneck, make_blocks) ------------------------------------------------------
+# --- The ResNet family (timm ResNet, BasicBlock / Bottleneck, make_blocks) ------------------------------------
 
 class ResNetArch(NamedTuple):
     repeats: Tuple[int, ...]
     planes: Tuple[int, ...]
 
 
-def resnet50_arch(cube: Cube) -> ResNetArch:
-    """baselines/resnet.py: repeats rounded to nearest, planes ``make_divisible(p * w, 8)``, 64-channel stem."""
-    return ResNetArch(tuple(round_repeats(n, cube.d) for n in RESNET50_LAYERS),
+def resnet_expansion(spec: ResNetSpec) -> int:
+    return RESNET_EXPANSION if spec.block == "bottleneck" else 1
+
+
+def resnet_arch(spec: ResNetSpec, cube: Cube) -> ResNetArch:
+    """baselines/resnet.py: repeats rounded to nearest (at least one), planes ``make_divisible(p * w, 8)``."""
+    return ResNetArch(tuple(round_repeats(n, cube.d) for n in spec.layers),
                       tuple(make_divisible(p * cube.w, RESNET_CHANNEL_DIVISOR) for p in RESNET50_PLANES))
 
 
-def _bottleneck(prefix: str, in_chs: int, planes: int, stride: int, size: int) -> Iterator[Layer]:
-    """timm Bottleneck (1x1, 3x3 with the stride, 1x1 x4) and, when the shape changes, its 1x1 downsample."""
+def _avg_pool_out(size: int) -> int:
+    """nn.AvgPool2d(2, 2, ceil_mode=True) output side (a window may not start beyond the input)."""
+    out = -(-(size - 2) // 2) + 1
+    return out - 1 if (out - 1) * 2 >= size else out
+
+
+def _downsample(spec: ResNetSpec, prefix: str, in_chs: int, out_chs: int, stride: int, size: int
+                ) -> Iterator[Layer]:
+    """timm ``downsample_conv`` (a strided 1x1 conv) or ``downsample_avg`` (2x2 average pool when strided, then a
+    stride-1 1x1 conv), each with its batch norm."""
+    if spec.avg_down:
+        yield Layer(prefix + "downsample.1", "conv", in_chs, out_chs, out_hw=_avg_pool_out(size) if stride > 1
+                    else size)
+        yield _bn(prefix + "downsample.2", out_chs)
+    else:
+        yield _conv(prefix + "downsample.0", in_chs, out_chs, size, 1, stride)
+        yield _bn(prefix + "downsample.1", out_chs)
+
+
+def _basic(spec: ResNetSpec, prefix: str, in_chs: int, planes: int, stride: int, size: int) -> Iterator[Layer]:
+    """timm BasicBlock: 3x3 with the stride, 3x3, and a downsample when the shape changes."""
+    conv1 = _conv(prefix + "conv1", in_chs, planes, size, 3, stride)
+    yield conv1
+    yield _bn(prefix + "bn1", planes)
+    yield _conv(prefix + "conv2", planes, planes, conv1.out_hw, 3, 1)
+    yield _bn(prefix + "bn2", planes)
+    if stride != 1 or in_chs != planes:  # make_blocks: only a stage's first block can meet this
+        yield from _downsample(spec, prefix, in_chs, planes, stride, size)
+    return conv1.out_hw
+
+
+def _bottleneck(spec: ResNetSpec, prefix: str, in_chs: int, planes: int, stride: int, size: int
+                ) -> Iterator[Layer]:
+    """timm Bottleneck (1x1, 3x3 with the stride, 1x1 x4) and, when the shape changes, its downsample."""
     out_chs = planes * RESNET_EXPANSION
     yield _conv(prefix + "conv1", in_chs, planes, size)
     yield _bn(prefix + "bn1", planes)
@@ -280,22 +378,40 @@ def _bottleneck(prefix: str, in_chs: int, planes: int, stride: int, size: int) -
     yield _conv(prefix + "conv3", planes, out_chs, conv2.out_hw)
     yield _bn(prefix + "bn3", out_chs)
     if stride != 1 or in_chs != out_chs:  # make_blocks: only a stage's first block can meet this
-        yield _conv(prefix + "downsample.0", in_chs, out_chs, size, 1, stride)
-        yield _bn(prefix + "downsample.1", out_chs)
+        yield from _downsample(spec, prefix, in_chs, out_chs, stride, size)
     return conv2.out_hw
 
 
-def resnet50_layers(arch: ResNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
-    """timm ResNet: 7x7/2 stem, 3x3/2 max pool, four stages (stride 1, 2, 2, 2), fc."""
-    stem = _conv("conv1", 3, RESNET_STEM, img_size, 7, 2)
-    yield stem
-    yield _bn("bn1", RESNET_STEM)
-    size, chs = _conv_out(stem.out_hw, 3, 2), RESNET_STEM  # max pool
+def _resnet_stem(spec: ResNetSpec, img_size: int) -> Iterator[Layer]:
+    """A 7x7/2 conv to 64 channels, or the deep stem (3x3/2, 3x3, 3x3 to twice the stem width); returns
+    (output side, channels)."""
+    if spec.deep_stem:
+        width = spec.stem_width
+        first = _conv("conv1.0", 3, width, img_size, 3, 2)
+        yield first
+        yield _bn("conv1.1", width)
+        yield _conv("conv1.3", width, width, first.out_hw, 3, 1)
+        yield _bn("conv1.4", width)
+        yield _conv("conv1.6", width, 2 * width, first.out_hw, 3, 1)
+        chs = 2 * width
+    else:
+        first = _conv("conv1", 3, RESNET_STEM, img_size, 7, 2)
+        yield first
+        chs = RESNET_STEM
+    yield _bn("bn1", chs)
+    return first.out_hw, chs
+
+
+def resnet_layers(spec: ResNetSpec, arch: ResNetArch, num_classes: int, img_size: int) -> Iterator[Layer]:
+    """timm ResNet: stem, 3x3/2 max pool, four stages (stride 1, 2, 2, 2), fc."""
+    size, chs = yield from _resnet_stem(spec, img_size)
+    size = _conv_out(size, 3, 2)  # max pool
+    block, expansion = (_bottleneck if spec.block == "bottleneck" else _basic), resnet_expansion(spec)
     for s, (repeats, planes) in enumerate(zip(arch.repeats, arch.planes)):
         for b in range(repeats):
             stride = 2 if s > 0 and b == 0 else 1
-            size = yield from _bottleneck(f"layer{s + 1}.{b}.", chs, planes, stride, size)
-            chs = planes * RESNET_EXPANSION
+            size = yield from block(spec, f"layer{s + 1}.{b}.", chs, planes, stride, size)
+            chs = planes * expansion
     yield from _linear("fc", chs, num_classes)
 
 
@@ -400,10 +516,10 @@ class _Family(NamedTuple):
 
 
 _FAMILIES: Dict[str, _Family] = {
-    "efficientnet_b0": _Family(lambda cube: efficientnet_arch(cube, "tinynet"), efficientnet_layers, B0_IMG_SIZE),
-    "efficientnet_b0_compound": _Family(lambda cube: efficientnet_arch(cube, "compound"), efficientnet_layers,
-                                        B0_IMG_SIZE),
-    "resnet50": _Family(resnet50_arch, resnet50_layers, RESNET_IMG_SIZE),
+    **{name: _Family(partial(efficientnet_arch, spec), partial(efficientnet_layers, spec), spec.img_size)
+       for name, spec in EFFNET_SPECS.items()},
+    **{name: _Family(partial(resnet_arch, spec), partial(resnet_layers, spec), spec.img_size)
+       for name, spec in RESNET_SPECS.items()},
     "ghostnet_a": _Family(ghostnet_a_arch, ghostnet_a_layers, GHOSTNET_IMG_SIZE),
 }
 BASELINE_NAMES = tuple(_FAMILIES)

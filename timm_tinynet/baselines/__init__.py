@@ -7,11 +7,11 @@ from typing import Dict
 from tinynet_core.baselines import find_baseline
 
 from .base import MIN_IMG_SIZE, Baseline, TimmBaseline
-from .efficientnet import COMPOUND_B0, TINYNET_B0, EfficientNetB0
+from .efficientnet import COMPOUND_B0, EFFICIENTNET_FAMILY, TINYNET_B0, EfficientNetFamily
 from .ghostnet import GHOSTNET_A, CubeGhostNet, GhostNetA
-from .resnet import RESNET50, ResNet50
+from .resnet import RESNET50, RESNET_FAMILY, ResNetFamily
 
-BASELINES: Dict[str, TimmBaseline] = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
+BASELINES: Dict[str, TimmBaseline] = {**EFFICIENTNET_FAMILY, **RESNET_FAMILY, GHOSTNET_A.name: GHOSTNET_A}
 
 
 def get_baseline(name: str) -> TimmBaseline:
@@ -19,6 +19,6 @@ def get_baseline(name: str) -> TimmBaseline:
 
 
 __all__ = [
-    "BASELINES", "Baseline", "CubeGhostNet", "EfficientNetB0", "GhostNetA", "MIN_IMG_SIZE", "ResNet50",
+    "BASELINES", "Baseline", "CubeGhostNet", "EfficientNetFamily", "GhostNetA", "MIN_IMG_SIZE", "ResNetFamily",
     "TimmBaseline", "get_baseline", "COMPOUND_B0", "TINYNET_B0", "RESNET50", "GHOSTNET_A",
 ]

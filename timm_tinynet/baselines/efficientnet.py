@@ -1,11 +1,12 @@
-"""EfficientNet-B0 twisted along (r, d, w), built by timm's EfficientNet builder.
+"""The EfficientNet family twisted along (r, d, w), built by timm's EfficientNet builder.
 
-Two scaling styles share B0's block definitions (``tinynet_core.baselines.EfficientNetB0``):
+Each baseline is an ``EffNetSpec`` (``tinynet_core.archs``): timm's own arch strings and the rules of the timm
+generator of the same name. ``Cube(1, 1, 1)`` is exactly timm's model (tested state dict and logits); a cube feeds
+timm's builder the generator's channel multiplier times ``w`` and the generator's blocks per stage scaled by ``d``
+(``depth_trunc='round'``, TinyNet's rounding).
 
-* ``tinynet`` (TinyNet, Han et al. 2020): depth rounded to nearest, 32-channel stem kept fixed, head
-  ``max(1280, round_channels(1280 * w))``. ``Cube(1, 1, 1)`` is exactly EfficientNet-B0.
-* ``compound`` (EfficientNet's own, used for the paper's B^-phi): stem and head scale with w as in
-  ``timm.models.efficientnet._gen_efficientnet``; depth is rounded to nearest as the paper's B^-phi are.
+``efficientnet_b0`` is TinyNet's B0 (32-channel stem kept, head never below 1280, as timm's ``_gen_tinynet``);
+``efficientnet_b0_compound`` is EfficientNet's own rule (stem and head scale with w), used for the paper's B^-phi.
 """
 from __future__ import annotations
 
@@ -13,33 +14,52 @@ from functools import partial
 from typing import Any, Dict
 
 import torch.nn as nn
+from timm.models._efficientnet_blocks import SqueezeExcite
 from timm.models._efficientnet_builder import decode_arch_def, resolve_act_layer, resolve_bn_args, round_channels
 from timm.models.efficientnet import _create_effnet
+from timm.models.mobilenetv3 import _create_mnv3
 
 from tinynet_core import baselines as described
-from tinynet_core.archs import B0_ARCH_DEF, B0_CHANNEL_DIVISOR, B0_STEM
+from tinynet_core.archs import B0_CHANNEL_DIVISOR
+from tinynet_core.cost import base_stages, fixes_stem, width_multiplier
 from tinynet_core.cube import Cube
-from .base import IMAGENET_CFG, TimmBaseline
+from .base import TimmBaseline, timm_cfg
 
 
-class EfficientNetB0(TimmBaseline, described.EfficientNetB0):
-    default_cfg = dict(IMAGENET_CFG, interpolation="bicubic", first_conv="conv_stem", classifier="classifier")
+class EfficientNetFamily(TimmBaseline, described.EfficientNetFamily):
+
+    @property
+    def default_cfg(self) -> Dict[str, Any]:
+        return timm_cfg("efficientnet_b0" if self.name.startswith("efficientnet_b0") else self.name)
+
+    def base_arch_def(self):
+        """The generator's arch strings with its depth multiplier applied (the repeats of ``Cube(1, 1, 1)``)."""
+        return [[described._REPEATS.sub(f"_r{block.repeats}", string, count=1) for string, block in zip(stage, blocks)]
+                for stage, blocks in zip(self.spec.arch_def, base_stages(self.spec))]
 
     def model_kwargs(self, cube: Cube) -> Dict[str, Any]:
-        return dict(
-            block_args=decode_arch_def([list(stage) for stage in B0_ARCH_DEF], cube.d, depth_trunc="round"),
+        multiplier = width_multiplier(self.spec, cube)
+        kwargs = dict(
+            block_args=decode_arch_def(self.base_arch_def(), cube.d, depth_trunc="round",
+                                       fix_first_last=self.spec.fix_first_last),
             num_features=self.head_size(cube),
-            stem_size=B0_STEM,
-            fix_stem=self.style == "tinynet",
-            round_chs_fn=partial(round_channels, multiplier=cube.w, divisor=B0_CHANNEL_DIVISOR),
+            stem_size=self.spec.stem,
+            fix_stem=fixes_stem(self.spec, multiplier),
+            round_chs_fn=partial(round_channels, multiplier=multiplier, divisor=B0_CHANNEL_DIVISOR),
         )
+        if self.spec.model_class == "MobileNetV3":  # timm _gen_mobilenet_v3's SE layer
+            kwargs["se_layer"] = partial(SqueezeExcite, gate_layer="hard_sigmoid", force_act_layer=nn.ReLU,
+                                         rd_round_fn=round_channels)
+        return kwargs
 
     def create(self, variant: str, cube: Cube, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        act_layer = resolve_act_layer(kwargs, "swish")
+        act_layer = resolve_act_layer(kwargs, self.spec.act)
         norm_layer = kwargs.pop("norm_layer", None) or partial(nn.BatchNorm2d, **resolve_bn_args(kwargs))
-        return _create_effnet(
-            variant, pretrained, act_layer=act_layer, norm_layer=norm_layer, **self.model_kwargs(cube), **kwargs)
+        create = _create_mnv3 if self.spec.model_class == "MobileNetV3" else _create_effnet
+        return create(variant, pretrained, act_layer=act_layer, norm_layer=norm_layer, **self.model_kwargs(cube),
+                      **kwargs)
 
 
-TINYNET_B0 = EfficientNetB0("tinynet")
-COMPOUND_B0 = EfficientNetB0("compound")
+EFFICIENTNET_FAMILY: Dict[str, EfficientNetFamily] = {name: EfficientNetFamily(name) for name in described.EFFNET_SPECS}
+TINYNET_B0 = EFFICIENTNET_FAMILY["efficientnet_b0"]
+COMPOUND_B0 = EFFICIENTNET_FAMILY["efficientnet_b0_compound"]
