@@ -12,19 +12,21 @@ import sys
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
+from tinynet_core.baselines import BASELINES as DESCRIBED_BASELINES
 from tinynet_core.guard import exit_on_termination
 from tinynet_core.solve import RATIO_WHAT, fraction_problem
 
 from ._common import OneLineErrorParser, positive_int, print_stdout, quiet_third_party_warnings
 
-BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
+BASELINES = tuple(DESCRIBED_BASELINES)
 RULES = ("tiny", "giant", "r", "d", "w")
 # the keys of --json (one shrink); the optional ones appear only where they apply
 JSON_KEYS = ("c", "baseline", "rule", "r", "r_std", "d", "d_std", "w", "w_eq5", "img_size", "flops", "target_flops",
              "flops_rel_error", "params", "activations", "stage_repeats", "stage_channels", "arch", "create_model")
 JSON_OPTIONAL_KEYS = ("r_formula", "d_formula", "extrapolating", "nudged_px", "nudged_d", "phi", "tuned_r", "tuned_w",
                       "verified", "target", "target_kind", "target_value", "target_metric", "target_rel_error",
-                      "c_formula", "latency_ms", "latency_spread_ms", "latency_repeats", "latency_setting")
+                      "c_formula", "latency_ms", "latency_spread_ms", "latency_repeats", "latency_setting",
+                      "frontier", "frontier_baselines", "formula_carried_over")
 LATENCY_OPTIONS = ("device", "threads", "backend", "batch_size")
 
 
@@ -54,7 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     budget.add_argument("--target", type=target_arg, metavar="KIND=VALUE",
                         help="a budget to meet instead: latency=8ms (measured here; s, ms, us), params=2.5M, "
                              "activations=1.2M, flops=100M (K, M, G)")
-    parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", help="network to shrink")
+    parser.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", metavar="BASELINE",
+                        help=f"network to shrink (default efficientnet_b0): {', '.join(BASELINES)}")
     parser.add_argument("--rule", choices=RULES, default="tiny",
                         help="tiny: the paper's formula (default); giant: inverse EfficientNet compound scaling; "
                              "r, d, w: one dimension alone")
@@ -139,6 +142,11 @@ def format_text(info: Dict[str, Any]) -> str:
                        ("tuned_w", "width tuned to"), ("nudged_px", "input size nudged by (px)")):
         if key in info:
             lines.append(f"  {words} = {info[key]:g}")
+    if "frontier_baselines" in info:
+        from tinynet_core.explain import provenance_words
+
+        words = provenance_words(info["baseline"], info)
+        lines += [f"  formula     {words[0]}"] + [f"              {line}" for line in words[1:]]
     arch = info["arch"]
     lines += ["", "architecture:"]
     if "arch_def" in arch:
@@ -182,7 +190,7 @@ def make_meter(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     from tinynet_core.budget import AUTO_TOLERANCE, shrink_for
-    from tinynet_core.explain import describe
+    from tinynet_core.explain import describe, formula_provenance
     from tinynet_core.solve import UnreachableTargetError
 
     meter = make_meter(args)
@@ -194,6 +202,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         info = describe(result)
         if meter is not None:
             info["latency_setting"] = meter.describe()
+        if rule == "tiny":
+            info.update(formula_provenance(args.baseline, args.frontier))
         return result, info
 
     if not args.compare:

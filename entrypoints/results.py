@@ -1,5 +1,6 @@
 """tinynet-results: regenerate the tables and figures that check this implementation against the paper (model
-FLOPs/params; the tiny formula next to the released TinyNets and EfficientNet-B^-phi).
+FLOPs/params; the tiny formula next to the released TinyNets and EfficientNet-B^-phi; every baseline shrunk to
+c = 0.5 and 0.25).
 
 By default they go to output/results, outside the tracked files; the committed copies under results/ are
 regenerated on purpose with ``--out-dir results``."""
@@ -15,12 +16,13 @@ from tinynet_core.guard import GuardError, check_output_dir, exit_on_termination
 from ._common import OneLineErrorParser, quiet_third_party_warnings, report_error, write_atomic
 
 PROG = "tinynet-results"
-PARTS = ("models", "formula")
+PARTS = ("models", "formula", "baselines")
 DEFAULT_OUT_DIR = Path("output") / "results"
 # the files each part writes (the figure after the tables)
 PART_FILES: Dict[str, tuple] = {
     "models": ("models.csv", "models.md"),
     "formula": ("formula.csv", "formula.md", "formula_loo.csv", "frontier_efficientnet_b0.csv", "formula.png"),
+    "baselines": ("baselines.csv", "baselines.md"),
 }
 
 
@@ -55,7 +57,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return report_error(PROG, e)
     from tinynet_core.formula import get_formula
     from tinynet_core.frontier import load_frontier
-    from timm_tinynet.report import formula_figure, formula_markdown, formula_table, model_table, to_markdown
+    from timm_tinynet.report import (baseline_markdown, baseline_table, formula_figure, formula_markdown,
+                                     formula_table, model_table, to_markdown)
 
     outputs = {}
     if "models" in parts:
@@ -72,6 +75,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         outputs["frontier_efficientnet_b0.csv"] = load_frontier().to_csv(index=False)
         print(outputs["formula.md"])
         print(to_markdown(loo))
+    if "baselines" in parts:
+        table = baseline_table()
+        outputs["baselines.csv"] = table.to_csv(index=False)
+        outputs["baselines.md"] = baseline_markdown(table)
+        print(outputs["baselines.md"])
     if args.no_write:
         return 0
     try:

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from tinynet_core.study.tables import STUDY_BASELINES as BASELINES  # torch-free: study sample never imports timm
+
 from ._common import (OneLineErrorParser, fraction, number, positive_int, quiet_third_party_warnings, report_error,
                       seed_int)
 
-BASELINES = ("efficientnet_b0", "resnet50", "ghostnet_a")
 # The demo: small, low-resolution models on 32px digits, trained briefly with a fast AdamW override recipe.
 # Tiny images load fastest in the training process itself (-j 0): worker processes only compete for 2 cores.
 DEMO_TRAIN_ARGS = ["-b", "64", "-j", "0", "--opt", "adamw", "--lr", "4e-3", "--weight-decay", "0.05",
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
 
     s = sub.add_parser("sample", help="draw a plan of twisted models")
-    s.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0")
+    s.add_argument("--baseline", choices=BASELINES, default="efficientnet_b0", metavar="BASELINE",
+                   help=f"network to twist (default efficientnet_b0): {', '.join(BASELINES)}")
     s.add_argument("--n", type=positive_int, default=100)
     s.add_argument("--seed", type=seed_int, default=0)
     for dim in ("r", "d", "w"):

@@ -157,13 +157,39 @@ def test_console_script_no_traceback():
 def test_json_keys_are_the_documented_ones(capsys):
     from tinynet_cli.formula import JSON_KEYS, JSON_OPTIONAL_KEYS
 
-    for argv, optional in ((["--c", "0.25"], {"r_formula", "d_formula", "extrapolating", "nudged_px"}),
+    for argv, optional in ((["--c", "0.25"], {"r_formula", "d_formula", "extrapolating", "nudged_px", "frontier",
+                                              "frontier_baselines", "formula_carried_over"}),
                            (["--c", "0.5", "--rule", "giant"], {"phi", "tuned_r"})):
         code, out, err = run(capsys, *argv, "--json")
         assert code == 0, err
         keys = list(json.loads(out))
         assert set(keys) == set(JSON_KEYS) | optional
         assert optional <= set(JSON_OPTIONAL_KEYS)
+
+
+def test_every_baseline_is_a_choice_and_says_where_its_formula_comes_from(capsys, tmp_path):
+    from tinynet_core.baselines import BASELINES
+
+    from tinynet_cli.formula import BASELINES as CHOICES
+
+    assert set(CHOICES) == set(BASELINES)
+    code, out, _ = run(capsys, "--c", "0.3", "--baseline", "mobilenetv3_large_100")
+    assert code == 0
+    assert "r(c) and d(c) from the shipped EfficientNet-B0 frontier" in out
+    assert "carried over to mobilenetv3_large_100 as the paper carries its formula" in out
+    assert "timm.create_model('tinynet', baseline='mobilenetv3_large_100', r=" in out
+    code, out, _ = run(capsys, "--c", "0.3")
+    assert "carried over" not in out and "from the shipped EfficientNet-B0 frontier" in out
+    own = tmp_path / "resnet18_frontier.csv"  # a study of resnet18 itself: nothing is carried over
+    own.write_text("c,r,d,w,flops,baseline\n" + "".join(
+        f"{c},{r},{d},1,1,resnet18\n" for c, r, d in ((0.1, 0.5, 0.6), (0.3, 0.7, 0.8), (0.6, 0.85, 1.0))))
+    code, out, err = run(capsys, "--c", "0.3", "--baseline", "resnet18", "--frontier", str(own), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["frontier"], info["frontier_baselines"], info["formula_carried_over"]) == (
+        str(own), ["resnet18"], False)
+    code, out, _ = run(capsys, "--c", "0.3", "--baseline", "resnet50", "--frontier", str(own))
+    assert f"from frontier {own} (measured on resnet18)" in out and "carried over to resnet50" in out
 
 
 def test_duplicate_frontier_rows_warn_on_stderr(capsys, tmp_path):

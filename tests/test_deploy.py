@@ -375,6 +375,8 @@ def test_bench_takes_model_kwargs(capsys, tmp_path):
     ("ghostnet_tiny", dict(target="params=3M")),
     ("resnet50_tiny", dict(c=0.2, rule="giant", num_classes=5)),
     ("ghostnet_b", {}),
+    ("tinynet", dict(baseline="mobilenetv3_large_100", c=0.3)),  # issue 13's baselines share the same way
+    ("tinynet", dict(baseline="resnet18d", target="params=4M", num_classes=3)),
 ])
 def test_a_shrunk_network_round_trips_through_local_dir(tmp_path, name, kwargs):
     import json
@@ -390,6 +392,7 @@ def test_a_shrunk_network_round_trips_through_local_dir(tmp_path, name, kwargs):
     if "c" in kwargs or "target" in kwargs:
         cube = model.tinynet_cube
         assert (args["r"], args["d"], args["w"]) == (cube.r, cube.d, cube.w)
+    assert args.get("baseline") == kwargs.get("baseline")
     rebuilt = timm.create_model(f"local-dir:{tmp_path / 'hf'}", pretrained=True).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

@@ -35,6 +35,7 @@ FITTED_COLUMNS = {
     "formula_loo.csv": {"r_pred": FITTED_ATOL, "r_err": FITTED_ATOL, "d_pred": FITTED_ATOL, "d_err": FITTED_ATOL},
     "models.csv": {},
     "frontier_efficientnet_b0.csv": {},
+    "baselines.csv": {f"c{c}_{dim}": CUBE_ATOL for c in ("0.5", "0.25") for dim in "rdw"},
 }
 
 
@@ -73,6 +74,16 @@ def test_tolerances_are_stated_for_fitted_columns_only():
     counts = {"tiny_px", "tiny_flops_m", "tiny_params_m", "tiny_nudged_px", "tiny_flops_err", "released_px",
               "giant_px", "target_flops_m"}
     assert counts <= set(committed["formula.csv"].columns) - set(FITTED_COLUMNS["formula.csv"])
+
+
+def test_every_baseline_meets_c_0_5_and_0_25_in_the_committed_table():
+    from tinynet_core.baselines import BASELINES
+
+    table = pd.read_csv(RESULTS / "baselines.csv").set_index("baseline")
+    assert list(table.index) == list(BASELINES)
+    for c in ("0.5", "0.25"):
+        assert (table[f"c{c}_flops_err"].abs() <= 0.01).all()
+        assert (table[f"c{c}_flops_m"] / table["flops_m"] - float(c)).abs().max() <= 0.011
 
 
 def test_default_output_is_outside_the_tracked_files():

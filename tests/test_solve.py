@@ -215,9 +215,25 @@ def test_tiny_neighbours_come_cheapest_first():
     assert [round(d, 9) for _, d in solved[:len(depths)]] == depths
     second = got[2 * MAX_NUDGE_PX:2 * MAX_NUDGE_PX + 1 + 2 * MAX_NUDGE_PX]
     assert second[0][1] == 0 and second[0][2] == pytest.approx(-0.5 * 0.02) and second[0][0].w == 0.6
-    # 3. finally the formula's depth at each nudged size, width re-solved
-    assert [round(d, 9) for _, d in solved[len(depths):]] == [0.86] * (2 * MAX_NUDGE_PX)
-    assert len(got) == 2 * MAX_NUDGE_PX + len(depths) * (1 + 2 * MAX_NUDGE_PX) + 2 * MAX_NUDGE_PX
+    # 3. the formula's depth at each nudged size, width re-solved; 4. then every other depth at each nudged size
+    third = solved[len(depths):]
+    assert [round(d, 9) for _, d in third] == [0.86] * (2 * MAX_NUDGE_PX) + [
+        d for d in depths for _ in range(2 * MAX_NUDGE_PX)]
+    assert [base.img_size(Cube(r, d)) for r, d in third] == [185 + n for n in (
+        n for step in range(1, MAX_NUDGE_PX + 1) for n in (-step, step))] * (1 + len(depths))
+    assert [(n, round(shift, 9)) for _, n, shift in got[-2 * MAX_NUDGE_PX:]] == [
+        (n, round(depths[-1] - 0.86, 9)) for step in range(1, MAX_NUDGE_PX + 1) for n in (-step, step)]
+    assert len(got) == 2 * MAX_NUDGE_PX + len(depths) * (1 + 2 * MAX_NUDGE_PX) + (1 + len(depths)) * 2 * MAX_NUDGE_PX
+
+
+def test_every_baseline_reaches_c_0_3_and_the_results_table_budgets():
+    from tinynet_core.baselines import BASELINES
+
+    for baseline in BASELINES:  # issue 13: tinynet-formula --baseline X --c 0.3 within the default tolerance
+        for c in (0.5, 0.3, 0.25):
+            result = shrink(baseline, c)
+            assert abs(result.rel_error) <= 0.01, (baseline, c)
+            assert result.flops == cube_cost_analytic(baseline, result.cube).flops
 
 
 def test_tiny_rule_nudges_only_when_the_width_alone_misses():

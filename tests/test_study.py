@@ -412,6 +412,28 @@ def test_trial_folder_of_another_model_is_refused(study, tmp_path, capsys, recor
     assert not (tmp_path / "results.csv").exists()
 
 
+def test_a_trial_of_any_baseline_trains_the_generic_model_that_builds_it(tmp_path):
+    import yaml
+
+    from timm_tinynet.study.trials import trial_command, trial_folder_problem
+
+    spec = dict(id="r000", baseline="resnet18", r=0.5, d=0.6, w=0.7, data_dir=tmp_path, trials_dir=tmp_path / "trials",
+                epochs=1, train_args=[])
+    cmd = trial_command(spec)
+    assert cmd[cmd.index("--model") + 1] == "tinynet"
+    assert cmd[cmd.index("--model-kwargs") + 1:][:4] == ["baseline=resnet18", "r=0.5", "d=0.6", "w=0.7"]
+    folder = tmp_path / "trials" / "r000"
+    folder.mkdir(parents=True)
+    (folder / "summary.csv").write_text("epoch\n")
+    recorded = dict(model="tinynet", model_kwargs=dict(baseline="resnet34", r=0.5, d=0.6, w=0.7), epochs=1)
+    (folder / "args.yaml").write_text(yaml.safe_dump(recorded))  # the same cube of another baseline
+    problem = trial_folder_problem(spec)
+    assert "holds a run of tinynet (baseline resnet34) r=0.5" in problem and "tinynet (baseline resnet18)" in problem
+    recorded["model_kwargs"]["baseline"] = "resnet18"
+    (folder / "args.yaml").write_text(yaml.safe_dump(recorded))
+    assert trial_folder_problem(spec) is None
+
+
 def test_a_second_driver_on_the_same_results_is_refused(study, tmp_path, capsys):
     root, data = study
     results = tmp_path / "results.csv"

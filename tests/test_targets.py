@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import pytest
 
-from tinynet_core.baselines import get_baseline
+from tinynet_core.baselines import BASELINES, get_baseline
 from tinynet_core.budget import REMEASURE_REPEATS, shrink_for, shrink_to
 from tinynet_core.cost import cube_cost_analytic
 from tinynet_core.cube import Cube
@@ -101,6 +101,32 @@ def test_every_rule_accepts_every_target(rule, kind, value):
     counted = getattr(cube_cost_analytic("efficientnet_b0", result.cube), kind)
     assert abs(counted / value - 1) <= 0.02
     assert result.rule == rule
+
+
+@pytest.mark.parametrize("baseline", sorted(BASELINES))
+def test_every_baseline_takes_every_rule_and_target(baseline):
+    """Issue 13: each baseline works with every rule and every counted target. Each answer is within the default
+    tolerance, or a one-line error; an error that names the tol accepting the nearest network is taken at its word."""
+    whole = cube_cost_analytic(baseline, Cube())
+    reached = 0
+    for kind, fraction in (("params", 0.6), ("activations", 0.5), ("flops", 0.4)):
+        target = Target(kind, getattr(whole, kind) * fraction)
+        for rule in RULES:
+            try:
+                result = shrink_to(baseline, target, rule)
+            except (TargetError, ValueError) as e:  # solve's UnreachableTargetError is a ValueError
+                assert "\n" not in str(e)
+                suggested = re.search(r"pass tol=([0-9.]+)", str(e))
+                assert suggested or "outside what rule" in str(e) or "cannot shrink" in str(e), str(e)
+                if suggested:
+                    tol = float(suggested.group(1))
+                    result = shrink_to(baseline, target, rule, tol=tol)
+                    assert abs(getattr(cube_cost_analytic(baseline, result.cube), kind) / target.value - 1) <= tol
+                continue
+            counted = getattr(cube_cost_analytic(baseline, result.cube), kind)
+            assert abs(counted / target.value - 1) <= DEFAULT_TOLERANCE[kind], (kind, rule, result.cube)
+            reached += rule in ("tiny", "giant")
+    assert reached >= 3  # the two multi-dimension rules meet most of the six budgets at the default tolerance
 
 
 def test_a_flops_target_is_the_ratio_it_names():
@@ -211,7 +237,8 @@ def plateau(baseline: str, cube: Cube) -> float:
     return math.ceil(monotone(baseline, cube) * 1e3) / 1e3
 
 
-@pytest.mark.parametrize("baseline", ["efficientnet_b0", "resnet50", "ghostnet_a"])
+@pytest.mark.parametrize("baseline", ["efficientnet_b0", "resnet50", "ghostnet_a", "mobilenetv3_small_100",
+                                      "resnet18d"])
 @pytest.mark.parametrize("rule", ["tiny", "giant", "w"])
 def test_latency_search_on_a_monotone_timer(baseline, rule):
     meter = FakeMeter(monotone)

@@ -113,6 +113,54 @@ def formula_table(c_values: Iterable[float] = PAPER_C, frontier: Optional[str] =
     return pd.DataFrame(rows)
 
 
+BASELINE_C = (0.5, 0.25)
+
+
+def baseline_table(c_values: Iterable[float] = BASELINE_C) -> pd.DataFrame:
+    """Every baseline at ``Cube(1, 1, 1)`` (timm's own model) and shrunk by the tiny formula to each c: the cube,
+    input size, FLOPs against the target, parameters and activations (analytic cost model, exact against fvcore)."""
+    import warnings
+
+    from tinynet_core.baselines import BASELINES
+    from tinynet_core.cost import cube_cost_analytic
+    from tinynet_core.explain import create_model_args
+    from tinynet_core.formula import ExtrapolationWarning
+    from tinynet_core.solve import shrink
+
+    rows = []
+    for name, base in BASELINES.items():
+        whole = cube_cost_analytic(name, Cube())
+        row = {"baseline": name, "input_size": whole.img_size, "flops_m": round(whole.flops / 1e6, 1),
+               "params_m": round(whole.params / 1e6, 3), "acts_m": round(whole.activations / 1e6, 3)}
+        for c in c_values:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)
+                result = shrink(name, c, "tiny")
+            tag = f"c{c:g}"
+            row.update({f"{tag}_{k.split('_', 1)[1]}": v for k, v in _cube_columns("x", name, result.cube).items()})
+            row[f"{tag}_flops_err"] = round(result.rel_error, 4)
+        call = create_model_args(name, 1.0, 1.0, 1.0)
+        extra = "".join(f", {k}={v!r}" for k, v in call["kwargs"].items() if k not in "rdw")
+        row["create_model"] = f"timm.create_model({call['model']!r}{extra}, c=...)"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def baseline_markdown(df: pd.DataFrame, c_values: Iterable[float] = BASELINE_C) -> str:
+    """The baseline table in readable form: one cell per network."""
+    compact = {"baseline": df["baseline"],
+               "Cube(1, 1, 1)": [f"{int(row['input_size'])}px · {row['flops_m']:g}M FLOPs · {row['params_m']:.2f}M "
+                                 f"params" for _, row in df.iterrows()]}
+    for c in c_values:
+        tag = f"c{c:g}"
+        compact[f"tiny formula, c = {c:g}"] = [
+            f"r {row[f'{tag}_r']:g}, d {row[f'{tag}_d']:g}, w {row[f'{tag}_w']:g} · {int(row[f'{tag}_px'])}px · "
+            f"{row[f'{tag}_flops_m']:g}M FLOPs ({row[f'{tag}_flops_err']:+.1%}) · {row[f'{tag}_params_m']:.2f}M params"
+            for _, row in df.iterrows()]
+    compact["create_model"] = df["create_model"]
+    return to_markdown(pd.DataFrame(compact))
+
+
 def formula_figure(path, frontier: Optional[str] = None) -> None:
     """r(c) and d(c): GP mean ± 2 sigma, frontier points, and the inverse giant formula for contrast."""
     import matplotlib

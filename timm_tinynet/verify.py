@@ -41,13 +41,11 @@ def count_activations(model: nn.Module, img_size: int) -> int:
 def verify(result: Shrunk) -> Dict[str, int]:
     """Build ``result``'s network through timm's registry and count it: {'flops', 'params', 'activations'}, each
     equal to the solver's, or VerificationError naming the ones that differ."""
-    from tinynet_core.baselines import get_baseline
+    from tinynet_core.explain import create_model_args
 
-    base = get_baseline(result.baseline)
-    if base.generic_model is None:
-        raise ValueError(f"baseline {result.baseline!r} has no registered generic model to build")
     cube = result.cube
-    model = timm.create_model(base.generic_model, r=cube.r, d=cube.d, w=cube.w)
+    call = create_model_args(result.baseline, cube.r, cube.d, cube.w)
+    model = timm.create_model(call["model"], **call["kwargs"])
     size = result.img_size
     counted = dict(flops=count_flops(model, (3, size, size)), params=count_params(model),
                    activations=count_activations(model, size))

@@ -1,19 +1,53 @@
 """A solved shrink as plain data: what the CLI prints and what ``--json`` emits."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from .baselines import get_baseline
 from .solve import Shrunk
 
 
+def create_model_args(baseline: str, r: float, d: float, w: float) -> Dict[str, Any]:
+    """The registered model and kwargs that build ``baseline`` twisted by (r, d, w): {'model': ..., 'kwargs': ...}."""
+    base = get_baseline(baseline)
+    return {"model": base.generic_model, "kwargs": {**base.generic_kwargs, "r": r, "d": d, "w": w}}
+
+
 def create_model_call(result: Shrunk) -> str:
     """The one-line ``timm.create_model(...)`` that rebuilds the solved network."""
-    base = get_baseline(result.baseline)
-    if base.generic_model is None:
-        raise ValueError(f"baseline {result.baseline!r} has no registered generic model")
     cube = result.cube
-    return f"timm.create_model({base.generic_model!r}, r={cube.r!r}, d={cube.d!r}, w={cube.w!r})"
+    call = create_model_args(result.baseline, cube.r, cube.d, cube.w)
+    kwargs = ", ".join(f"{key}={value!r}" for key, value in call["kwargs"].items())
+    return f"timm.create_model({call['model']!r}, {kwargs})"
+
+
+DEFAULT_FRONTIER_BASELINE = "efficientnet_b0"
+
+
+def formula_provenance(baseline: str, frontier: Optional[str]) -> Dict[str, Any]:
+    """Where the tiny rule's r(c) and d(c) come from: the frontier (None: the shipped default) and the baselines
+    its rows were measured on (its ``baseline`` column; empty when it has none)."""
+    if frontier is None:
+        measured_on: List[str] = [DEFAULT_FRONTIER_BASELINE]
+    else:
+        from .frontier import load_frontier
+
+        table = load_frontier(frontier)
+        measured_on = sorted(set(table["baseline"].dropna().astype(str))) if "baseline" in table else []
+    return {"frontier": frontier, "frontier_baselines": measured_on,
+            "formula_carried_over": bool(measured_on) and baseline not in measured_on}
+
+
+def provenance_words(baseline: str, info: Dict[str, Any]) -> List[str]:
+    """The provenance as the lines ``tinynet-formula`` prints."""
+    measured = ", ".join(info["frontier_baselines"]) or "an unnamed baseline (the file has no baseline column)"
+    source = ("the shipped EfficientNet-B0 frontier (the released TinyNet-A..E)" if info["frontier"] is None
+              else f"frontier {info['frontier']} (measured on {measured})")
+    lines = [f"r(c) and d(c) from {source}"]
+    if info["formula_carried_over"]:
+        lines += [f"carried over to {baseline} as the paper carries its formula to ResNet-50 and GhostNet;",
+                  f"for {baseline}'s own: tinynet-study sample --baseline {baseline}, run, analyze, then --frontier"]
+    return lines
 
 
 def describe(result: Shrunk) -> Dict[str, Any]:

@@ -347,7 +347,9 @@ def tiny_neighbours(base: Baseline, cube: Cube, d_std: float, solve_w: Callable[
     1. the same width with the input size nudged by -1, +1, -2, +2, ... ``MAX_NUDGE_PX`` pixels (no new width);
     2. each depth within ``NUDGE_DEPTH_STDS`` standard deviations of the formula's d, width re-solved, at the
        formula's input size and then nudged;
-    3. the formula's depth at each nudged input size, width re-solved.
+    3. the formula's depth at each nudged input size, width re-solved;
+    4. each depth of step 2 at each nudged input size, width re-solved there (FLOPs jump where the input size
+       crosses a multiple of the network's stride, so a width solved at one size can miss at the next).
 
     Candidates whose width cannot be solved are skipped; the caller keeps the first within tolerance.
     """
@@ -366,11 +368,12 @@ def tiny_neighbours(base: Baseline, cube: Cube, d_std: float, solve_w: Callable[
         except UnreachableTargetError:
             continue
         yield from ((at_size(deeper, n), n, d_try - d) for n in [0] + nudges)
-    for n in nudges:
-        try:
-            yield solve_w(shortest_r_for_size(size + n, base.base_img_size), d), n, 0.0
-        except UnreachableTargetError:
-            continue
+    for d_try in [d] + depths:
+        for n in nudges:
+            try:
+                yield solve_w(shortest_r_for_size(size + n, base.base_img_size), d_try), n, d_try - d
+            except UnreachableTargetError:
+                continue
 
 
 def _tiny_cube(base: Baseline, r: float, d: float, c: float, c0: int, target: float, tol: float,

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 import pandas as pd
 
-from ..baselines import get_baseline
+from tinynet_core.explain import create_model_args
 from tinynet_core.guard import folder_lock
 from . import StudyError
 from tinynet_core.study.tables import PLAN_COLUMNS, RESULT_COLUMNS, read_plan, read_results, rows_of, write_csv_atomic
@@ -86,11 +86,17 @@ def trial_folder_problem(spec: Mapping) -> Optional[str]:
         recorded = yaml.safe_load((folder / "args.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         return f"{where} holds a run whose args.yaml cannot be read ({type(e).__name__}), so what it trained is unknown"
-    model = get_baseline(spec["baseline"]).generic_model
+    want = create_model_args(spec["baseline"], spec["r"], spec["d"], spec["w"])
+    model = want["model"]
     kwargs = recorded.get("model_kwargs") if isinstance(recorded.get("model_kwargs"), dict) else {}
-    if recorded.get("model") != model or not all(_same(kwargs.get(k), spec[k]) for k in "rdw"):
-        return (f"{where} holds a run of {_describe(recorded.get('model'), *(kwargs.get(k) for k in 'rdw'))}, but the "
-                f"plan's trial is {_describe(model, spec['r'], spec['d'], spec['w'])}; use another --trials-dir")
+    if recorded.get("model") != model or kwargs.get("baseline") != want["kwargs"].get("baseline") or not all(
+            _same(kwargs.get(k), spec[k]) for k in "rdw"):
+        def named(name, baseline):
+            return f"{name} (baseline {baseline})" if baseline else name
+
+        return (f"{where} holds a run of {_describe(named(recorded.get('model'), kwargs.get('baseline')), *(kwargs.get(k) for k in 'rdw'))}, "
+                f"but the plan's trial is {_describe(named(model, want['kwargs'].get('baseline')), spec['r'], spec['d'], spec['w'])}; "
+                f"use another --trials-dir")
     if recorded.get("epochs") != spec["epochs"]:
         return (f"{where} holds a run for {recorded.get('epochs')} epochs, not --epochs {spec['epochs']}; every "
                 f"model of a study trains for the same epochs: use --epochs {recorded.get('epochs')}, or new "
@@ -117,9 +123,9 @@ def results_plan_problem(plan: pd.DataFrame, results: pd.DataFrame, epochs: int)
 
 
 def trial_command(spec: Dict) -> List[str]:
-    model = get_baseline(spec["baseline"]).generic_model
-    cmd = [sys.executable, "-m", "tinynet_cli.train", "--data-dir", str(spec["data_dir"]), "--model", model,
-           "--model-kwargs", f"r={spec['r']}", f"d={spec['d']}", f"w={spec['w']}",
+    call = create_model_args(spec["baseline"], spec["r"], spec["d"], spec["w"])
+    cmd = [sys.executable, "-m", "tinynet_cli.train", "--data-dir", str(spec["data_dir"]), "--model", call["model"],
+           "--model-kwargs", *(f"{key}={value}" for key, value in call["kwargs"].items()),
            "--output", str(spec["trials_dir"]), "--experiment", spec["id"], "--epochs", str(spec["epochs"]),
            "--log-interval", "1000000", *spec["train_args"]]
     last = Path(spec["trials_dir"]) / spec["id"] / "last.pth.tar"
