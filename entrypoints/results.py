@@ -1,6 +1,6 @@
 """tinynet-results: regenerate the tables and figures that check this implementation against the paper (model
 FLOPs/params; the tiny formula next to the released TinyNets and EfficientNet-B^-phi; every baseline shrunk to
-c = 0.5 and 0.25).
+c = 0.5 and 0.25; GhostNet-B/C/D under two head rules against Table 6).
 
 By default they go to output/results, outside the tracked files; the committed copies under results/ are
 regenerated on purpose with ``--out-dir results``."""
@@ -16,13 +16,14 @@ from tinynet_core.guard import GuardError, check_output_dir, exit_on_termination
 from ._common import OneLineErrorParser, quiet_third_party_warnings, report_error, write_atomic
 
 PROG = "tinynet-results"
-PARTS = ("models", "formula", "baselines")
+PARTS = ("models", "formula", "baselines", "ghostnet")
 DEFAULT_OUT_DIR = Path("output") / "results"
 # the files each part writes (the figure after the tables)
 PART_FILES: Dict[str, tuple] = {
     "models": ("models.csv", "models.md"),
     "formula": ("formula.csv", "formula.md", "formula_loo.csv", "frontier_efficientnet_b0.csv", "formula.png"),
     "baselines": ("baselines.csv", "baselines.md"),
+    "ghostnet": ("ghostnet_head_rules.csv", "ghostnet_head_rules.md"),
 }
 
 
@@ -58,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tinynet_core.formula import get_formula
     from tinynet_core.frontier import load_frontier
     from timm_tinynet.report import (baseline_markdown, baseline_table, formula_figure, formula_markdown,
-                                     formula_table, model_table, to_markdown)
+                                     formula_table, ghostnet_head_rule_table, model_table, to_markdown)
 
     outputs = {}
     if "models" in parts:
@@ -80,6 +81,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         outputs["baselines.csv"] = table.to_csv(index=False)
         outputs["baselines.md"] = baseline_markdown(table)
         print(outputs["baselines.md"])
+    if "ghostnet" in parts:
+        table = ghostnet_head_rule_table()
+        outputs["ghostnet_head_rules.csv"] = table.to_csv(index=False)
+        outputs["ghostnet_head_rules.md"] = to_markdown(table)
+        print(outputs["ghostnet_head_rules.md"])
     if args.no_write:
         return 0
     try:

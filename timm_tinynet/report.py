@@ -161,6 +161,64 @@ def baseline_markdown(df: pd.DataFrame, c_values: Iterable[float] = BASELINE_C) 
     return to_markdown(pd.DataFrame(compact))
 
 
+TABLE6 = (("ghostnet_b", "GhostNet-B", 300e6, 8.0e6), ("ghostnet_c", "GhostNet-C", 141e6, 5.0e6),
+          ("ghostnet_d", "GhostNet-D", 52e6, 2.6e6))
+
+
+def _ghost_cost(cube: Cube, head_rule: str):
+    from tinynet_core import cost
+
+    size = cost.default_img_size("ghostnet_a", cube)
+    return cost.total_cost(cost.ghostnet_a_layers(cost.ghostnet_a_arch(cube, head_rule), 1000, size), size)
+
+
+def _ghost_width_for(r: float, d: float, flops: float, head_rule: str) -> Cube:
+    """The width whose network's FLOPs are nearest ``flops`` at (r, d): bisection on the step function."""
+    lo, hi = 0.05, 2.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if _ghost_cost(Cube(r, d, mid), head_rule).flops < flops:
+            lo = mid
+        else:
+            hi = mid
+    below, above = Cube(r, d, round(lo, 4)), Cube(r, d, round(hi, 4))
+    return min((below, above), key=lambda k: abs(_ghost_cost(k, head_rule).flops - flops))
+
+
+def ghostnet_head_rule_table() -> pd.DataFrame:
+    """Issue 13 part 3: GhostNet-B/C/D at Table 6's FLOPs under each head rule. ``formula_*``: the named model's r
+    and d (the tiny formula on the shipped frontier), width solved for the FLOPs; ``fit_*``: at the same depth, the
+    input size (and width solved for the FLOPs) whose parameters come nearest to Table 6's, i.e. the resolution the
+    paper's own frontier would have had to give for that rule to reproduce Table 6."""
+    from tinynet_core.cost import GHOST_HEAD_RULES, ghost_width
+
+    rows = []
+    for name, label, flops, params in TABLE6:
+        named = _models.PAPER_MODELS[name][1]
+        for rule in GHOST_HEAD_RULES:  # the named model itself under its own rule, else the width re-solved
+            cube = named if rule == "at_least" else _ghost_width_for(named.r, named.d, flops, rule)
+            got = _ghost_cost(cube, rule)
+            fits = []
+            for size in range(96, 265):
+                r = size / 240 + 1e-9
+                fit = _ghost_width_for(r, named.d, flops, rule)
+                fit_cost = _ghost_cost(fit, rule)
+                if abs(fit_cost.flops / flops - 1) <= 0.01:
+                    fits.append((abs(fit_cost.params - params), size, fit, fit_cost))
+            _, size, fit, fit_cost = min(fits, key=lambda item: item[0])
+            rows.append({
+                "model": label, "head_rule": rule, "named_model_uses": rule == "at_least",
+                "paper_flops_m": flops / 1e6, "paper_params_m": params / 1e6,
+                "formula_r": named.r, "formula_d": named.d, "formula_w": cube.w, "formula_px": got.img_size,
+                "formula_head": ghost_width(1400, cube.w) if rule == "scaled" else max(1400, ghost_width(1400, cube.w)),
+                "formula_flops_m": round(got.flops / 1e6, 1), "formula_params_m": round(got.params / 1e6, 3),
+                "formula_params_rel_diff": round(got.params / params - 1, 4),
+                "fit_px": size, "fit_r": round(size / 240, 4), "fit_w": fit.w,
+                "fit_flops_m": round(fit_cost.flops / 1e6, 1), "fit_params_m": round(fit_cost.params / 1e6, 3),
+                "fit_params_rel_diff": round(fit_cost.params / params - 1, 4)})
+    return pd.DataFrame(rows)
+
+
 def formula_figure(path, frontier: Optional[str] = None) -> None:
     """r(c) and d(c): GP mean ± 2 sigma, frontier points, and the inverse giant formula for contrast."""
     import matplotlib

@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Callable, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .archs import (B0_CHANNEL_DIVISOR, EFFNET_SPECS, GHOST_CHANNEL_DIVISOR, GHOST_SE_DIVISOR, GHOSTNET_A_HEAD,
                     GHOSTNET_A_ROWS, GHOSTNET_A_STEM, GHOSTNET_IMG_SIZE, MIN_IMG_SIZE, RESNET50_PLANES,
@@ -41,7 +41,7 @@ __all__ = [
     "BASELINE_NAMES", "Cost", "Layer", "cube_cost_analytic", "architecture", "layers", "default_img_size",
     "make_divisible", "round_channels", "round_repeats", "scale_stage_depth",
     "efficientnet_arch", "efficientnet_layers", "resnet_arch", "resnet_layers", "ghostnet_a_arch",
-    "ghostnet_a_layers",
+    "ghostnet_a_layers", "total_cost", "GHOST_HEAD_RULES",
 ]
 
 # --- Rounding (timm semantics) ---------------------------------------------------------------------------
@@ -438,10 +438,16 @@ def ghost_width(channels: float, w: float) -> int:
     return make_divisible(channels * w, GHOST_CHANNEL_DIVISOR)
 
 
-def ghostnet_a_arch(cube: Cube) -> GhostNetArch:
+GHOST_HEAD_RULES = ("at_least", "scaled")  # TinyNet's (the head never narrows) and EfficientNet's (it scales with w)
+
+
+def ghostnet_a_arch(cube: Cube, head_rule: str = "at_least") -> GhostNetArch:
     """baselines/ghostnet.py ``GhostNetA.model_kwargs``: rows of Table 7, widths divisible by 4, expansion
     relative to the block input, a stride-2 block as a stage of its own, final 1x1 conv to the last block's
-    mid width, head ``max(1400, 1400 w)``."""
+    mid width, head ``max(1400, 1400 w)`` (TinyNet's rule; ``head_rule='scaled'``: ``1400 w``, the comparison of
+    ``report.ghostnet_head_rule_table``)."""
+    if head_rule not in GHOST_HEAD_RULES:
+        raise ValueError(f"unknown GhostNet head rule {head_rule!r}; choose from {', '.join(GHOST_HEAD_RULES)}")
     stem = prev = ghost_width(GHOSTNET_A_STEM, cube.w)
     stages = []
     for kernel, expansion, out, se, stride, repeats in GHOSTNET_A_ROWS:
@@ -456,7 +462,9 @@ def ghostnet_a_arch(cube: Cube) -> GhostNetArch:
             blocks = blocks[1:]
         if blocks:
             stages.append(tuple(blocks))
-    head = max(GHOSTNET_A_HEAD, ghost_width(GHOSTNET_A_HEAD, cube.w))
+    head = ghost_width(GHOSTNET_A_HEAD, cube.w)
+    if head_rule == "at_least":
+        head = max(GHOSTNET_A_HEAD, head)
     return GhostNetArch(stem, tuple(stages), stages[-1][-1].mid_chs, head)
 
 
@@ -573,8 +581,13 @@ def layers(baseline, cube: Cube, num_classes: int = 1000, img_size: Optional[int
 
 @lru_cache(maxsize=16384)
 def _totals(name: str, arch: Arch, num_classes: int, img_size: int) -> Cost:
+    return total_cost(_FAMILIES[name].layers(arch, num_classes, img_size), img_size)
+
+
+def total_cost(layers: Iterable[Layer], img_size: int) -> Cost:
+    """FLOPs, parameters and activations summed over ``layers`` (one network at ``img_size``)."""
     flops = params = activations = 0
-    for layer in _FAMILIES[name].layers(arch, num_classes, img_size):
+    for layer in layers:
         weights = layer.weights
         if layer.kind == "bn":
             params += 2 * layer.out_chs
