@@ -4,8 +4,8 @@ Importing this package registers the paper's models with timm (``timm.create_mod
 """
 __version__ = "0.1.0"
 
-__all__ = ["Cube", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "TargetError", "UnreachableTargetError",
-           "count_flops", "count_params", "shrink"]
+__all__ = ["BASELINES", "Cube", "Inheritance", "MODEL_NAMES", "NoPretrainedWeightsError", "Shrunk", "TargetError",
+           "UnreachableTargetError", "count_flops", "count_params", "inherit", "shrink"]
 
 from tinynet_core.cube import Cube
 from tinynet_core.solve import Shrunk, UnreachableTargetError
@@ -14,3 +14,7 @@ from .budgets import shrink
 from .flops import count_flops, count_params
 from . import models  # registers the models with timm
 from .models import MODEL_NAMES, NoPretrainedWeightsError
+from .inherit import Inheritance, inherit
+from .baselines import BASELINES as _TIMM_BASELINES
+
+BASELINES = tuple(_TIMM_BASELINES)  # what timm.create_model("tinynet", baseline=...) twists

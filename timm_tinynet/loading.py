@@ -172,9 +172,7 @@ def pretrained_weights(name: str) -> Iterator[None]:
 def create(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """``timm.create_model`` (with this plugin's models registered); ModelLoadError names what went wrong. With
     ``pretrained``, cached weights load offline and a missing network fails within seconds (``pretrained_weights``)."""
-    import timm
-
-    import timm_tinynet  # noqa: F401  (registers the plugin's models)
+    import timm  # this plugin's models are registered: importing timm_tinynet.loading ran timm_tinynet/__init__
 
     if not timm.is_model(name):
         raise ModelLoadError(f"unknown model {name!r} (see timm.list_models() and the timm_tinynet README)")

@@ -20,6 +20,7 @@ from tinynet_core.frontier import check_frontier_path
 from tinynet_core.named import (B_MINUS_CUBES, FORMULA_CUBES, FORMULA_TARGETS, NAMED_CUBES, RESNET50_GIANT_PHI,
                                 TINYNET_CUBES)
 from tinynet_core.budget import AUTO_TOLERANCE, Meter
+from tinynet_core.explain import create_model_call_for
 from tinynet_core.solve import DEFAULT_RULE, check_rule, check_tolerance
 from tinynet_core.targets import parse_target
 from .budgets import shrink
@@ -50,21 +51,48 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-def _require_weights(variant: str, kwargs: Dict[str, Any]) -> None:
+def _require_weights(variant: str, baseline: Baseline, cube: Cube, kwargs: Dict[str, Any]) -> None:
     cfg = resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay"))
     if not cfg.has_weights:
+        from .parents import published_parents
+
+        hint = ""
+        if published_parents(baseline.name):
+            call = create_model_call_for(baseline.name, cube)
+            hint = f", or inherit the weights of a published network of its family: {call[:-1]}, pretrained=True)"
         raise NoPretrainedWeightsError(
             f"no pretrained weights exist for {variant!r}: the paper's authors did not publish them. Train it "
-            f"(tinynet-train) or load your own with pretrained_cfg_overlay=dict(file='path/to/weights.pth')")
+            f"(tinynet-train), load your own with pretrained_cfg_overlay=dict(file='path/to/weights.pth'){hint}")
+
+
+GENERIC_MODELS = ("tinynet", "resnet50_tiny", "ghostnet_tiny")
+
+
+def _inherits(variant: str, kwargs: Dict[str, Any]) -> bool:
+    """Whether ``pretrained=True`` means weight inheritance: a generic model (any cube) whose pretrained cfg names
+    no weights of its own (a local-dir or hf-hub folder does: those load exactly), or whose overlay names a file."""
+    if variant not in GENERIC_MODELS:
+        return False
+    if (kwargs.get("pretrained_cfg_overlay") or {}).get("file"):
+        return True
+    return not resolve_pretrained_cfg(variant, kwargs.get("pretrained_cfg"), None).has_weights
 
 
 def _create(variant: str, baseline: Baseline, cube: Cube, pretrained: bool, **kwargs: Any) -> nn.Module:
     """Build ``baseline`` twisted by ``cube``; the cube's input size goes into the model's pretrained_cfg."""
-    kwargs["pretrained_cfg_overlay"] = {**baseline.cfg_overlay(cube), **(kwargs.get("pretrained_cfg_overlay") or {})}
-    if pretrained:
-        _require_weights(variant, kwargs)
-    model = baseline.create(variant, cube, pretrained, **kwargs)
+    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
+    kwargs["pretrained_cfg_overlay"] = {**baseline.cfg_overlay(cube), **overlay}
+    inherits = pretrained and _inherits(variant, kwargs)
+    if inherits:
+        kwargs["pretrained_cfg_overlay"].pop("file", None)  # the parent's weights, not this network's
+    elif pretrained:
+        _require_weights(variant, baseline, cube, kwargs)
+    model = baseline.create(variant, cube, pretrained and not inherits, **kwargs)
     model.tinynet_cube = cube  # what c=/target= resolved to: hub.save_for_hf records it instead of the search
+    if inherits:
+        from .parents import inherit_published
+
+        model.tinynet_inheritance = inherit_published(model, baseline.name, overlay.get("file"))
     return model
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from .baselines import get_baseline
+from .cube import Cube
 from .solve import Shrunk
 
 
@@ -13,12 +14,16 @@ def create_model_args(baseline: str, r: float, d: float, w: float) -> Dict[str, 
     return {"model": base.generic_model, "kwargs": {**base.generic_kwargs, "r": r, "d": d, "w": w}}
 
 
-def create_model_call(result: Shrunk) -> str:
-    """The one-line ``timm.create_model(...)`` that rebuilds the solved network."""
-    cube = result.cube
-    call = create_model_args(result.baseline, cube.r, cube.d, cube.w)
+def create_model_call_for(baseline: str, cube: Cube) -> str:
+    """The one-line ``timm.create_model(...)`` that builds ``baseline`` twisted by ``cube``."""
+    call = create_model_args(baseline, cube.r, cube.d, cube.w)
     kwargs = ", ".join(f"{key}={value!r}" for key, value in call["kwargs"].items())
     return f"timm.create_model({call['model']!r}, {kwargs})"
+
+
+def create_model_call(result: Shrunk) -> str:
+    """The one-line ``timm.create_model(...)`` that rebuilds the solved network."""
+    return create_model_call_for(result.baseline, result.cube)
 
 
 DEFAULT_FRONTIER_BASELINE = "efficientnet_b0"
