@@ -165,6 +165,18 @@ CASES = [
     ApiCase("api-create-model-c-above-one", _create(c=1.5), "c must be in (0, 1) (a FLOPs ratio for shrinking)"),
     ApiCase("api-create-model-rule-empty", _create(c=0.5, rule=""), "unknown rule ''; choose from tiny, giant"),
     ApiCase("api-create-model-r-text", _create(r="0.5"), "r must be a number, got '0.5'"),
+    ApiCase("api-create-model-inherit-from-a-pipe", lambda ws: _create(
+        c=0.3, pretrained=True, pretrained_cfg_overlay=dict(file=str(ws.paths["fifo"])))(ws), "is not a regular file"),
+    ApiCase("api-create-model-inherit-from-a-missing-file", lambda ws: _create(
+        c=0.3, pretrained=True, pretrained_cfg_overlay=dict(file=str(ws.root / "nothing.pth")))(ws), "nothing.pth does not exist"),
+    ApiCase("api-create-model-inherit-from-a-text-file", lambda ws: _create(
+        c=0.3, pretrained=True, pretrained_cfg_overlay=dict(file=str(ws.paths["csv"])))(ws), "cannot"),
+    ApiCase("api-create-model-inherit-from-another-family", lambda ws: _create(
+        baseline="resnet18", c=0.3, pretrained=True, pretrained_cfg_overlay=dict(file=str(ws.paths["ckpt"])))(ws),
+        "are not of a network of resnet18's family"),
+    ApiCase("api-create-model-inherit-ghostnet-without-a-file", lambda ws: _create(baseline="ghostnet_a", c=0.3,
+                                                                                     pretrained=True)(ws),
+            "no published weights exist in ghostnet_a's family"),
     ApiCase("api-create-model-baseline-unknown", _create(c=0.3, baseline="vgg16"), "unknown baseline 'vgg16'"),
     ApiCase("api-create-model-baseline-not-text", _create(r=0.5, baseline=["resnet18"]),
             "unknown baseline ['resnet18']"),

@@ -238,6 +238,18 @@ def test_pretrained_inherits_from_a_local_file_and_names_the_parent(tmp_path, ca
     assert result.tinynet_inheritance.parent == str(other)
 
 
+def test_weights_of_another_family_are_refused(tmp_path):
+    path = tmp_path / "b0.pth"
+    torch.save(timm.create_model("tinynet_b").state_dict(), path)
+    with pytest.raises(ValueError, match=r"weights in .*b0.pth are not of a network of mobilenetv3_large_100's family "
+                                         r"\(blocks.4.0.conv_dw.weight is 384x1x5x5 there, 240x1x3x3 here\)"):
+        timm.create_model("tinynet", baseline="mobilenetv3_large_100", c=0.3, pretrained=True,
+                          pretrained_cfg_overlay=dict(file=str(path)))
+    with pytest.raises(ValueError, match="resnet18's family .only 5 of the network's 80 tensors have a namesake"):
+        timm.create_model("tinynet", baseline="resnet18", r=0.5, d=0.5, w=0.5, pretrained=True,
+                          pretrained_cfg_overlay=dict(file=str(path)))
+
+
 def test_pretrained_inherits_from_the_published_parent_in_the_hub_cache(tmp_path, monkeypatch):
     """The real download path, offline: the nearest parent's weights are where the Hugging Face client caches
     timm/tinynet_b.in1k, and no connection is made."""

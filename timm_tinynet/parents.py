@@ -81,16 +81,34 @@ def nearest_parent(child: nn.Module, baseline: str) -> str:
 def read_weights(path: str) -> Dict[str, torch.Tensor]:
     """The model weights in a file: safetensors, or anything ``tinynet-train``'s checkpoint loader reads (its own
     checkpoints, checksum verified, with the weights they name as best; timm's; a bare state dict)."""
-    from .train.checkpoint import load_checkpoint, model_state
+    from tinynet_core.guard import MAX_CHECKPOINT_BYTES, check_input_file
+    from .train.checkpoint import CheckpointError, load_checkpoint, model_state
 
     if Path(path).suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from tinynet_core.guard import MAX_CHECKPOINT_BYTES, check_input_file
-
         check_input_file(Path(path), "weights file", MAX_CHECKPOINT_BYTES)
-        return load_file(path)
-    return model_state(load_checkpoint(path))
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"cannot read the weights in {path}: {e}") from None
+    try:
+        return model_state(load_checkpoint(path))
+    except CheckpointError as e:  # a RuntimeError for training; bad input here
+        raise ValueError(str(e)) from None
+
+
+def family_problem(child: Mapping[str, Tuple[int, ...]], parent: Mapping[str, Tuple[int, ...]]) -> Optional[str]:
+    """Why weights of these shapes are not of the child's family (None when they may be): a layer of the same name
+    with another rank or kernel (another block type or architecture), or too few of the child's layers at all."""
+    shared = [key for key in child if key in parent]
+    for key in shared:
+        if len(child[key]) != len(parent[key]) or child[key][2:] != parent[key][2:]:
+            return f"{key} is {'x'.join(map(str, parent[key]))} there, {'x'.join(map(str, child[key]))} here"
+    if len(shared) < len(child) / 2:
+        return f"only {len(shared)} of the network's {len(child)} tensors have a namesake there"
+    return None
 
 
 def _recognised(state: Mapping[str, torch.Tensor], baseline: str, path: str) -> str:
@@ -109,6 +127,9 @@ def inherit_published(child: nn.Module, baseline: str, file: Optional[str] = Non
     returns what was inherited."""
     if file is not None:
         state = read_weights(file)
+        problem = family_problem(_shapes(child.state_dict()), _shapes(state))
+        if problem is not None:
+            raise ValueError(f"the weights in {file} are not of a network of {baseline}'s family ({problem})")
         parent = _recognised(state, baseline, file)
     else:
         from .loading import ModelLoadError, create
