@@ -62,11 +62,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formula_table, ghostnet_head_rule_table, model_table, to_markdown)
 
     outputs = {}
-    if "models" in parts:
-        table = model_table()
-        outputs["models.csv"] = table.to_csv(index=False)
-        outputs["models.md"] = to_markdown(table)
-        print(outputs["models.md"])
+    tables = {"models": (model_table, to_markdown, "models"),
+              "baselines": (baseline_table, baseline_markdown, "baselines"),
+              "ghostnet": (ghostnet_head_rule_table, to_markdown, "ghostnet_head_rules")}
+    for part in parts:
+        if part in tables:  # one table, as CSV and as Markdown
+            make, markdown, stem = tables[part]
+            table = make()
+            outputs[f"{stem}.csv"] = table.to_csv(index=False)
+            outputs[f"{stem}.md"] = markdown(table)
+            print(outputs[f"{stem}.md"])
     if "formula" in parts:
         table = formula_table()
         loo = get_formula().leave_one_out().round(4)
@@ -76,16 +81,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         outputs["frontier_efficientnet_b0.csv"] = load_frontier().to_csv(index=False)
         print(outputs["formula.md"])
         print(to_markdown(loo))
-    if "baselines" in parts:
-        table = baseline_table()
-        outputs["baselines.csv"] = table.to_csv(index=False)
-        outputs["baselines.md"] = baseline_markdown(table)
-        print(outputs["baselines.md"])
-    if "ghostnet" in parts:
-        table = ghostnet_head_rule_table()
-        outputs["ghostnet_head_rules.csv"] = table.to_csv(index=False)
-        outputs["ghostnet_head_rules.md"] = to_markdown(table)
-        print(outputs["ghostnet_head_rules.md"])
     if args.no_write:
         return 0
     try:
