@@ -69,8 +69,8 @@ def _same(a, b) -> bool:
         return False
 
 
-def _describe(model, r, d, w) -> str:
-    return f"{model} r={r} d={d} w={w}"
+def _describe(model, r, d, w, baseline=None) -> str:
+    return f"{model}{f' (baseline {baseline})' if baseline else ''} r={r} d={d} w={w}"
 
 
 def trial_folder_problem(spec: Mapping) -> Optional[str]:
@@ -91,12 +91,9 @@ def trial_folder_problem(spec: Mapping) -> Optional[str]:
     kwargs = recorded.get("model_kwargs") if isinstance(recorded.get("model_kwargs"), dict) else {}
     if recorded.get("model") != model or kwargs.get("baseline") != want["kwargs"].get("baseline") or not all(
             _same(kwargs.get(k), spec[k]) for k in "rdw"):
-        def named(name, baseline):
-            return f"{name} (baseline {baseline})" if baseline else name
-
-        return (f"{where} holds a run of {_describe(named(recorded.get('model'), kwargs.get('baseline')), *(kwargs.get(k) for k in 'rdw'))}, "
-                f"but the plan's trial is {_describe(named(model, want['kwargs'].get('baseline')), spec['r'], spec['d'], spec['w'])}; "
-                f"use another --trials-dir")
+        found = _describe(recorded.get("model"), *(kwargs.get(k) for k in "rdw"), kwargs.get("baseline"))
+        planned = _describe(model, spec["r"], spec["d"], spec["w"], want["kwargs"].get("baseline"))
+        return f"{where} holds a run of {found}, but the plan's trial is {planned}; use another --trials-dir"
     if recorded.get("epochs") != spec["epochs"]:
         return (f"{where} holds a run for {recorded.get('epochs')} epochs, not --epochs {spec['epochs']}; every "
                 f"model of a study trains for the same epochs: use --epochs {recorded.get('epochs')}, or new "
