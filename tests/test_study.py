@@ -591,7 +591,8 @@ def test_ray_not_installed(study, tmp_path, capsys, monkeypatch):
     root, data = study
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     code = main(run_args(root, data, tmp_path / "results.csv", "--executor", "ray"))
-    assert "needs Ray: pip install" in _error_line(capsys, code)
+    assert "--executor ray needs the 'ray' extra (ray is not installed): pip install 'timm-tinynet[ray]'" in \
+        _error_line(capsys, code)
 
 
 @pytest.mark.parametrize("option,value", [("--cpus-per-trial", "-1"), ("--cpus-per-trial", "0"),
