@@ -26,6 +26,13 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
     random_seed((seed + 1_000 * epoch + rank) % 2 ** 32)
 
 
+def seed_initial_weights(seed: int) -> None:
+    """The same initial weights on every process and every run: torch's generator, which draws them, seeded from
+    ``seed - 1000`` (the seed of an epoch -1, which no epoch's seed repeats; Python's and NumPy's generators are
+    seeded by the first epoch before anything draws from them)."""
+    torch.manual_seed(seed - 1_000)
+
+
 def autocast_context(amp_dtype: Optional[str], device: torch.device):
     """Mixed precision in ``amp_dtype`` ('float16' / 'bfloat16'), or nothing when it is None."""
     if not amp_dtype:

@@ -24,7 +24,7 @@ from .checkpoint import build_checkpoint
 from .data import DataError, class_names, eval_loader, eval_transform, load_splits, train_loader, train_transform
 from .distributed import Processes, init_processes
 from .errors import TrainingError
-from .loop import amp_dtype, evaluate, seed_epoch, train_one_epoch
+from .loop import amp_dtype, evaluate, seed_epoch, seed_initial_weights, train_one_epoch
 from .progress import Progress
 from .recipes import default_recipe_for, resolve_options
 from .short_runs import bn_warmup, default_precise_bn, precise_bn, settling_warnings
@@ -230,7 +230,7 @@ def _model_and_data_config(args, num_classes: int, device: torch.device):
     ``args.input_size``)."""
     from timm.data import resolve_data_config
 
-    seed_epoch(args.seed, -1, 0)  # the same initial weights on every process and every run
+    seed_initial_weights(args.seed)
     model = build.create_model(args, num_classes)
     build.load_initial_weights(model, args)
     data_config = resolve_data_config(model=model, args={"input_size": (3, args.img_size, args.img_size)}
