@@ -96,3 +96,13 @@ def test_the_core_alone_builds_a_formula_model_and_runs_what_needs_no_extra(tmp_
                            "--out", str(tmp_path / "e.pt"))
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert (tmp_path / "e.pt").is_file()
+
+
+def test_ci_installs_exactly_as_the_readme_says():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install and test"):readme.index("## Quick start")]
+    install, test = re.search(r"```bash\n(.*?)\n(.*?)\n```", section, re.S).groups()
+    assert "[all,dev]" in install
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert any(line.startswith(install) for line in ci), install  # the README's line, verbatim
+    assert test in ci
