@@ -64,8 +64,14 @@ def format_rows(rows) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     from tinynet_core.guard import GuardError, check_output_file, exit_on_termination
 
+    from tinynet_core.extras import missing_extra
+
     exit_on_termination()
     args = parse_args(argv)
+    needs = (missing_extra("deploy", "--backend onnxruntime", ("onnx", "onnxruntime"))
+             if args.backend == "onnxruntime" else None)
+    if needs:
+        return report_error("tinynet-bench", needs)
     quiet_third_party_warnings()
     import timm
 

@@ -70,8 +70,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tinynet_core.guard import (MAX_CHECKPOINT_BYTES, MAX_IMAGE_BYTES, GuardError, check_output_file,
                                     checked_inputs, exit_on_termination)
 
+    from tinynet_core.extras import missing_extra
+
     exit_on_termination()
     args = parse_args(argv)
+    needs = missing_extra("deploy", "a class activation map" + (" of a scikit-image sample" if args.skimage else ""),
+                          ("matplotlib",) + (("skimage",) if args.skimage else ()))
+    if needs:
+        return report_error("tinynet-cam", needs)
     quiet_third_party_warnings()
     import torch
 

@@ -36,8 +36,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tinynet_core.guard import (MAX_CHECKPOINT_BYTES, GuardError, check_output_dir, check_output_file,
                                     checked_inputs, exit_on_termination, record_outputs)
 
+    from tinynet_core.extras import missing_extra
+
     exit_on_termination()
     args = parse_args(argv)
+    needs = missing_extra("deploy", "--format onnx", ("onnx", "onnxruntime")) if args.format == "onnx" else None
+    if needs:
+        return report_error("tinynet-export", needs)
     quiet_third_party_warnings()
     from timm_tinynet.export import export_verified
     from timm_tinynet.loading import load_model, quiet_hub_retries

@@ -49,6 +49,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     quiet_third_party_warnings()
     parts = args.only or list(PARTS)
     names = output_names(parts)
+    if "formula" in parts and not args.no_write:
+        from tinynet_core.extras import missing_extra
+
+        needs = missing_extra("study", "the figure formula.png", ("matplotlib",))
+        if needs:
+            return report_error(PROG, f"{needs} (or --no-write, or --only models)")
     if not args.no_write:
         if args.out_dir.exists() and not args.out_dir.is_dir():
             return report_error(PROG, f"--out-dir {args.out_dir} is not a directory")

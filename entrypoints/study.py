@@ -254,6 +254,18 @@ def cmd_demo(args) -> int:
     return code
 
 
+def missing_extra_of(args) -> Optional[str]:
+    """The extra the command needs and lacks, as one line (None when installed): analyze and demo need 'study'
+    (the demo's digits too), the Ray executor 'ray'."""
+    from tinynet_core.extras import missing_extra
+
+    if args.command in ("analyze", "demo"):
+        return missing_extra("study", args.command)
+    if args.command == "run" and args.executor == "ray":
+        return missing_extra("ray", "--executor ray")
+    return None
+
+
 class _UsageError(Exception):
     pass
 
@@ -271,6 +283,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tinynet_core.frontier import FrontierError
     from tinynet_core.study import StudyError
 
+    needs = missing_extra_of(args)
+    if needs:
+        return report_error("tinynet-study", needs)
     commands = {"sample": cmd_sample, "run": cmd_run, "analyze": cmd_analyze, "demo": cmd_demo}
     try:
         return commands[args.command](args)

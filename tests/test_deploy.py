@@ -33,13 +33,9 @@ def test_torchscript_round_trip(tmp_path):
     assert out.is_file()
 
 
-def test_export_of_a_trained_checkpoint(tmp_path):
-    from test_train import SMALL, FAST, make_dataset
-    from tinynet_cli.train import main as train_main
-
-    data = make_dataset(tmp_path / "data", n_train=16, n_val=4)
-    assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "x", *SMALL, *FAST,
-                       "--epochs", "1"]) == 0
+def test_export_of_a_trained_checkpoint(tmp_path, make_image_folder, tiny):
+    data = make_image_folder(tmp_path / "data", n_train=16, n_val=4)
+    tiny.train(data, tmp_path, "x", "--epochs", "1")
     out = tmp_path / "x.onnx"
     assert export_main(["--checkpoint", str(tmp_path / "x" / "last.pth.tar"), "--out", str(out)]) == 0
     import onnxruntime as ort

@@ -157,3 +157,33 @@ def test_seed_type(text, ok):
     else:
         with pytest.raises(argparse.ArgumentTypeError):
             seed_int(text)
+
+
+# ---- staged writes ---------------------------------------------------------------------------------------------
+
+def test_staged_files_are_written_first_and_renamed_in_order_after_the_block(tmp_path):
+    from tinynet_core.atomic import staged_replace
+
+    first, second = tmp_path / "model_best.pth.tar", tmp_path / "last.pth.tar"
+    first.write_text("old best")
+
+    def write(text):
+        return lambda tmp: open(tmp, "w").write(text)
+
+    with staged_replace([(first, write("new best")), (second, write("new last"))]):
+        assert first.read_text() == "old best" and not second.exists()  # nothing replaced yet
+        assert len(list(tmp_path.glob(".*.tmp"))) == 2  # but both written
+        (tmp_path / "summary.csv").write_text("row")  # what the block writes lands before both renames
+    assert first.read_text() == "new best" and second.read_text() == "new last"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_block_replaces_nothing_and_leaves_no_temporary_file(tmp_path):
+    from tinynet_core.atomic import staged_replace
+
+    target = tmp_path / "last.pth.tar"
+    target.write_text("epoch 3")
+    with pytest.raises(KeyboardInterrupt):
+        with staged_replace([(target, lambda tmp: open(tmp, "w").write("epoch 4"))]):
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM turned into SystemExit, between the write and the rename
+    assert target.read_text() == "epoch 3" and [p.name for p in tmp_path.iterdir()] == ["last.pth.tar"]

@@ -290,7 +290,8 @@ def test_cuda_without_a_cuda_device_is_refused(monkeypatch):
 
 def test_onnxruntime_missing_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
-    with pytest.raises(ValueError, match="pip install onnxruntime"):
+    with pytest.raises(ValueError, match=re.escape("needs the 'deploy' extra (onnxruntime is not installed): "
+                                                   "pip install 'timm-tinynet[deploy]'")):
         LatencyMeter(backend="onnxruntime")
 
 

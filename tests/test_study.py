@@ -22,7 +22,6 @@ from tinynet_core.study.sample import sample_plan
 from tinynet_core.study.tables import PLAN_COLUMNS, RESULT_COLUMNS, read_results, write_csv_atomic
 from timm_tinynet.study.trials import driver_lock, node_fits
 
-from test_train import make_dataset
 
 TRAIN_FLAGS = ["--", "-b", "16", "-j", "0", "--opt", "sgd", "--lr", "0.02", "--bn-momentum", "0.1",
                "--warmup-epochs", "0", "--aa", "none", "--smoothing", "0", "--no-model-ema"]
@@ -235,9 +234,9 @@ def test_analyze_needs_three_finished_models():
 # ---- run ------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, make_image_folder):
     root = tmp_path_factory.mktemp("study")
-    data = make_dataset(root / "data", n_train=16, n_val=6)
+    data = make_image_folder(root / "data", n_train=16, n_val=6)
     plan = pd.DataFrame([
         dict(id=f"r{i:03d}", kind="random", baseline="efficientnet_b0", r=r, d=0.3, w=0.3, img_size=int(224 * r),
              flops=1, params=1, c=0.01) for i, r in enumerate((0.2, 0.25, 0.3))])
@@ -614,7 +613,8 @@ def test_ray_not_installed(study, tmp_path, capsys, monkeypatch):
     root, data = study
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     code = main(run_args(root, data, tmp_path / "results.csv", "--executor", "ray"))
-    assert "needs Ray: pip install" in _error_line(capsys, code)
+    assert "--executor ray needs the 'ray' extra (ray is not installed): pip install 'timm-tinynet[ray]'" in \
+        _error_line(capsys, code)
 
 
 @pytest.mark.parametrize("option,value", [("--cpus-per-trial", "-1"), ("--cpus-per-trial", "0"),

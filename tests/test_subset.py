@@ -79,13 +79,11 @@ def test_flat_validation_folder_is_explained(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_and_validate_read_the_file_lists(tmp_path, capsys):
-    from test_train import make_dataset
-
+def test_train_and_validate_read_the_file_lists(tmp_path, capsys, make_image_folder):
     from tinynet_cli.train import main as train_main
     from tinynet_cli.validate import main as validate_main
 
-    source = make_dataset(tmp_path / "imagenet", n_train=12, n_val=4)
+    source = make_image_folder(tmp_path / "imagenet", n_train=12, n_val=4)
     out = tmp_path / "lists"
     assert main(["--imagenet", str(source), "--out", str(out), "--classes", "3", "--train-per-class", "8",
                  "--val-split", "validation", "--mode", "filelist"]) == 0

@@ -3,62 +3,25 @@ import csv
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from tinynet_cli.train import main as train_main
 from tinynet_cli.validate import main as validate_main
 from timm_tinynet.train import RECIPES, apply_recipe, default_recipe_for, load_checkpoint, scaled_lr
 
-COLORS = [(220, 40, 40), (40, 200, 60), (50, 70, 230)]
-
-
-def make_dataset(root: Path, n_train: int = 48, n_val: int = 16, classes=COLORS, seed: int = 0) -> Path:
-    """Easily separable classes: a coloured square at a random place on dark noise."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("validation", n_val)):
-        for k, color in enumerate(classes):
-            folder = root / split / f"class{k}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = rng.integers(0, 60, (48, 48, 3)).astype(np.uint8)
-                x, y = rng.integers(4, 24, 2)
-                img[y:y + 20, x:x + 20] = color
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
-
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
-
-
-SMALL = ["--model", "tinynet", "--model-kwargs", "r=0.3", "d=0.3", "w=0.3", "-b", "16", "-j", "0"]
-FAST = ["--opt", "sgd", "--lr", "0.02", "--bn-momentum", "0.1", "--warmup-epochs", "0", "--decay-epochs", "2",
-        "--decay-rate", "0.5", "--drop", "0", "--smoothing", "0", "--aa", "none", "--model-ema-decay", "0.5"]
-
-
-def summary(run_dir: Path):
-    with open(run_dir / "summary.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def train(data, out, name, *extra):
-    code = train_main(["--data-dir", str(data), "--output", str(out), "--experiment", name, *SMALL, *FAST, *extra])
-    assert code == 0
-    return out / name
+def data(tmp_path_factory, make_image_folder):
+    return make_image_folder(tmp_path_factory.mktemp("data"))
 
 
 @pytest.mark.slow
-def test_override_recipe_learns(data, tmp_path):
-    run = train(data, tmp_path, "learn", "--epochs", "6")
-    rows = summary(run)
+def test_override_recipe_learns(data, tmp_path, tiny):
+    run = tiny.train(data, tmp_path, "learn", "--epochs", "6")
+    rows = tiny.summary(run)
     assert [int(r["epoch"]) for r in rows] == list(range(6))
     assert float(rows[-1]["eval_top1"]) >= 80.0  # chance is 33 %
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) / 2
@@ -68,7 +31,7 @@ def test_override_recipe_learns(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_recipe_runs_one_epoch_and_records_its_values(data, tmp_path):
+def test_default_recipe_runs_one_epoch_and_records_its_values(data, tmp_path, tiny):
     code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "default",
                        "--model", "tinynet_e", "-b", "16", "-j", "0", "--epochs", "1"])
     assert code == 0
@@ -79,7 +42,7 @@ def test_default_recipe_runs_one_epoch_and_records_its_values(data, tmp_path):
     assert recorded["recipe"] == "tinynet"
     assert recorded["lr"] == pytest.approx(0.048 * 16 / 1024)
     assert recorded["input_size"] == [3, 106, 106]  # tinynet_e's own resolution
-    row = summary(tmp_path / "default")[0]
+    row = tiny.summary(tmp_path / "default")[0]
     assert row["ema_eval_top1"] != "" and float(row["lr"]) > 0
 
 
@@ -104,9 +67,9 @@ def test_recipe_follows_the_model_family():
 
 
 @pytest.mark.slow
-def test_validate_reads_the_checkpoint(data, tmp_path, capsys):
-    run = train(data, tmp_path, "val", "--epochs", "2")
-    last = summary(run)[-1]
+def test_validate_reads_the_checkpoint(data, tmp_path, capsys, tiny):
+    run = tiny.train(data, tmp_path, "val", "--epochs", "2")
+    last = tiny.summary(run)[-1]
     capsys.readouterr()
     results = tmp_path / "val.json"
     assert validate_main(["--data-dir", str(data), "--checkpoint", str(run / "last.pth.tar"), "-j", "0",
@@ -127,81 +90,58 @@ def test_validate_reads_the_checkpoint(data, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(data, tmp_path):
+def test_torchrun_two_processes_gloo(data, tmp_path, tiny):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "tinynet_cli.train", "--data-dir", str(data), "--output", str(tmp_path), "--experiment", "ddp",
-           *SMALL[:-4], "-b", "8", "-j", "0", *FAST, "--epochs", "2"]
+           *tiny.SMALL[:-4], "-b", "8", "-j", "0", *tiny.FAST, "--epochs", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = summary(tmp_path / "ddp")
+    rows = tiny.summary(tmp_path / "ddp")
     assert len(rows) == 2
     recorded = yaml.safe_load((tmp_path / "ddp" / "args.yaml").read_text())
     assert recorded["global_batch_size"] == 16
     assert float(rows[-1]["eval_top1"]) > 0
 
 
-def launch_until_first_epoch(data: Path, output: Path, experiment: str, settle_s: float = 1.0):
-    """A 40-epoch tinynet-train in its own process, returned once its first epoch is written (plus ``settle_s``,
-    so it is inside a later epoch): (process, run folder)."""
-    args = ["--data-dir", str(data), "--output", str(output), "--experiment", experiment, *SMALL, *FAST,
-            "--epochs", "40"]
-    proc = subprocess.Popen([sys.executable, "-m", "tinynet_cli.train", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = output / experiment
-    deadline = time.time() + 240
-    while time.time() < deadline and not (run / "summary.csv").exists():
-        time.sleep(0.2)
-    time.sleep(settle_s)
-    return proc, run
-
-
 @pytest.mark.slow
-def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path):
-    proc, run = launch_until_first_epoch(data, tmp_path, "killed")
+def test_sigkill_loses_at_most_the_epoch_in_progress(data, tmp_path, tiny):
+    proc, run = tiny.launch_until_first_epoch(data, tmp_path, "killed")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = summary(run)
+    done = tiny.summary(run)
     assert done, "no epoch finished before the kill"
     checkpoint = torch.load(run / "last.pth.tar", map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == int(done[-1]["epoch"])  # the checkpoint and the summary agree
     next_epoch = checkpoint["epoch"] + 1
-    assert train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), *SMALL, *FAST,
+    assert train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), *tiny.SMALL, *tiny.FAST,
                        "--epochs", str(next_epoch + 1)]) == 0
-    rows = summary(run)
+    rows = tiny.summary(run)
     assert [int(r["epoch"]) for r in rows] == list(range(next_epoch + 1))
 
 
-def _one_line_error(capsys, code, prog="tinynet-train"):
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, err
-    assert err and err[-1].startswith(f"{prog}: error: "), err
-    assert not any("Traceback" in line for line in err)
-    return err[-1]
+def test_missing_data_dir(tmp_path, tiny, one_line_error):
+    code = train_main(["--data-dir", str(tmp_path / "nope"), *tiny.SMALL, "--epochs", "1"])
+    assert "does not exist" in one_line_error(code)
 
 
-def test_missing_data_dir(tmp_path, capsys):
-    code = train_main(["--data-dir", str(tmp_path / "nope"), *SMALL, "--epochs", "1"])
-    assert "does not exist" in _one_line_error(capsys, code)
-
-
-def test_unknown_model(data, tmp_path, capsys):
+def test_unknown_model(data, tmp_path, one_line_error):
     code = train_main(["--data-dir", str(data), "--model", "resnet9000", "--output", str(tmp_path), "--epochs", "1"])
-    assert "unknown model 'resnet9000'" in _one_line_error(capsys, code)
+    assert "unknown model 'resnet9000'" in one_line_error(code)
 
 
-def test_corrupt_checkpoint(data, tmp_path, capsys):
+def test_corrupt_checkpoint(data, tmp_path, tiny, one_line_error):
     bad = tmp_path / "last.pth.tar"
     bad.write_bytes(b"not a checkpoint at all")
-    code = train_main(["--data-dir", str(data), "--resume", str(bad), *SMALL, "--epochs", "2"])
-    assert "cannot be read" in _one_line_error(capsys, code)
+    code = train_main(["--data-dir", str(data), "--resume", str(bad), *tiny.SMALL, "--epochs", "2"])
+    assert "cannot be read" in one_line_error(code)
     code = validate_main(["--data-dir", str(data), "--checkpoint", str(bad), "--model", "tinynet"])
-    assert "cannot be read" in _one_line_error(capsys, code, "tinynet-validate")
+    assert "cannot be read" in one_line_error(code, "tinynet-validate")
 
 
-def test_one_class_dataset(tmp_path, capsys):
-    root = make_dataset(tmp_path / "one", n_train=4, n_val=2, classes=COLORS[:1])
-    code = train_main(["--data-dir", str(root), *SMALL, "--output", str(tmp_path), "--epochs", "1"])
-    assert "at least 2" in _one_line_error(capsys, code)
+def test_one_class_dataset(tmp_path, make_image_folder, tiny, one_line_error):
+    root = make_image_folder(tmp_path / "one", n_train=4, n_val=2, classes=1)
+    code = train_main(["--data-dir", str(root), *tiny.SMALL, "--output", str(tmp_path), "--epochs", "1"])
+    assert "at least 2" in one_line_error(code)
 
 
 def test_no_traceback_from_the_console_script(tmp_path):

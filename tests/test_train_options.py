@@ -5,48 +5,35 @@ import json
 
 import pytest
 import torch
-from test_train import COLORS, FAST, SMALL, _one_line_error, make_dataset, summary, train
 
 from tinynet_cli.train import main as train_main
 from tinynet_cli.train import parse_args
 from tinynet_cli.validate import main as validate_main
-from timm_tinynet.train import engine
+from timm_tinynet.train import open_session
 from timm_tinynet.train.checkpoint import CheckpointError, load_checkpoint, load_weights
 from timm_tinynet.train.validate import imagenet_class_map
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=8)
+def data(tmp_path_factory, make_image_folder):
+    return make_image_folder(tmp_path_factory.mktemp("data"), n_train=16, n_val=8)
 
 
-class _Stop(Exception):
-    pass
+def _model_as_trained(argv):
+    """The model exactly as the training loop receives it (the session is opened, and closed before any step)."""
+    with open_session(parse_args(argv)) as session:
+        return session.model
 
 
-def _model_as_trained(monkeypatch, argv):
-    """The model exactly as the training loop receives it (the loop is stopped before the first step)."""
-    seen = {}
-
-    def capture(model, *args, **kwargs):
-        seen["model"] = model
-        raise _Stop
-
-    monkeypatch.setattr(engine, "train_one_epoch", capture)
-    with pytest.raises(_Stop):
-        engine.run(parse_args(argv))
-    return seen["model"]
-
-
-def test_default_recipe_reaches_the_model(data, tmp_path, monkeypatch):
-    model = _model_as_trained(monkeypatch, ["--data-dir", str(data), "--model", "tinynet_e", "-b", "8", "-j", "0",
+def test_default_recipe_reaches_the_model(data, tmp_path):
+    model = _model_as_trained(["--data-dir", str(data), "--model", "tinynet_e", "-b", "8", "-j", "0",
                                             "--output", str(tmp_path), "--epochs", "1"])
     assert model.drop_rate == 0.2
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
 
 
-def test_flags_override_the_recipe_in_the_model(data, tmp_path, monkeypatch):
-    model = _model_as_trained(monkeypatch, ["--data-dir", str(data), *SMALL, "--output", str(tmp_path),
+def test_flags_override_the_recipe_in_the_model(data, tmp_path, tiny):
+    model = _model_as_trained(["--data-dir", str(data), *tiny.SMALL, "--output", str(tmp_path),
                                             "--epochs", "1", "--drop", "0.3", "--drop-path", "0.1",
                                             "--bn-momentum", "0.2"])
     assert model.drop_rate == 0.3
@@ -54,9 +41,9 @@ def test_flags_override_the_recipe_in_the_model(data, tmp_path, monkeypatch):
     assert max(getattr(m, "drop_prob", 0.0) for m in model.modules()) > 0
 
 
-def test_initial_checkpoint_starts_from_its_weights(data, tmp_path, monkeypatch):
-    first = train(data, tmp_path, "first", "--epochs", "1")
-    model = _model_as_trained(monkeypatch, ["--data-dir", str(data), *SMALL, "--output", str(tmp_path),
+def test_initial_checkpoint_starts_from_its_weights(data, tmp_path, tiny):
+    first = tiny.train(data, tmp_path, "first", "--epochs", "1")
+    model = _model_as_trained(["--data-dir", str(data), *tiny.SMALL, "--output", str(tmp_path),
                                             "--experiment", "second", "--epochs", "1",
                                             "--initial-checkpoint", str(first / "last.pth.tar")])
     checkpoint = load_checkpoint(first / "last.pth.tar")
@@ -65,23 +52,34 @@ def test_initial_checkpoint_starts_from_its_weights(data, tmp_path, monkeypatch)
         assert torch.equal(value, chosen[key]), key  # the weights the checkpoint names as the better ones
 
 
-def test_gradient_clipping_is_applied(data, tmp_path, monkeypatch):
-    import timm.utils
+def _parameter_change(argv):
+    """How far one session's training moves the weights (norm of the change of all parameters), and its steps."""
+    with open_session(parse_args(argv)) as session:
+        before = torch.cat([p.detach().flatten().clone() for p in session.model.parameters()])
+        session.train()
+        after = torch.cat([p.detach().flatten() for p in session.model.parameters()])
+        return float((after - before).norm()), session.args.epochs * len(session.loader)
 
-    norms = []
-    monkeypatch.setattr(timm.utils, "dispatch_clip_grad", lambda params, value, **kw: norms.append(value))
-    train(data, tmp_path, "clip", "--epochs", "1", "--clip-grad", "0.5")
-    assert norms and set(norms) == {0.5}
+
+def test_gradient_clipping_is_applied(data, tmp_path, tiny):
+    # plain SGD (no momentum, no weight decay): each step moves the weights by lr times the clipped gradient
+    argv = ["--data-dir", str(data), "--output", str(tmp_path), *tiny.SMALL, *tiny.FAST, "--epochs", "1",
+            "--opt", "momentum", "--momentum", "0", "--weight-decay", "0", "--lr", "0.02"]
+    clipped, steps = _parameter_change([*argv, "--experiment", "clip", "--clip-grad", "1e-4"])
+    free, _ = _parameter_change([*argv, "--experiment", "free"])
+    bound = steps * 0.02 * 1e-4
+    assert 0 < clipped <= bound * 1.001
+    assert free > 100 * bound  # unclipped, the same steps move the weights far more
 
 
 def _digest(folder):
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_a_new_run_never_overwrites_a_finished_one(data, tmp_path, capsys):
-    run = train(data, tmp_path, "done", "--epochs", "1")
+def test_a_new_run_never_overwrites_a_finished_one(data, tmp_path, capsys, tiny):
+    run = tiny.train(data, tmp_path, "done", "--epochs", "1")
     before = _digest(run)
-    code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "done", *SMALL, *FAST,
+    code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "done", *tiny.SMALL, *tiny.FAST,
                        "--epochs", "2", "--seed", "7"])
     assert code == 2
     assert "already holds a run" in capsys.readouterr().err
@@ -90,9 +88,9 @@ def test_a_new_run_never_overwrites_a_finished_one(data, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_resume_needs_only_the_checkpoint_and_reproduces(data, tmp_path, workers):
-    full = summary(train(data, tmp_path, "full", "--epochs", "3", "-j", workers))
-    part = train(data, tmp_path, "part", "--epochs", "2", "-j", workers)
+def test_resume_needs_only_the_checkpoint_and_reproduces(data, tmp_path, workers, tiny):
+    full = tiny.summary(tiny.train(data, tmp_path, "full", "--epochs", "3", "-j", workers))
+    part = tiny.train(data, tmp_path, "part", "--epochs", "2", "-j", workers)
     options_before = (part / "args.yaml").read_text()
     checkpoint = torch.load(part / "last.pth.tar", map_location="cpu", weights_only=True)
     for key in ("state_dict", "state_dict_ema", "optimizer", "scheduler", "epoch", "rng", "args", "class_to_idx",
@@ -101,7 +99,7 @@ def test_resume_needs_only_the_checkpoint_and_reproduces(data, tmp_path, workers
     assert checkpoint["epoch"] == 1
     assert train_main(["--data-dir", str(data), "--resume", str(part / "last.pth.tar"), "--epochs", "3",
                        "-j", workers]) == 0
-    resumed = summary(part)
+    resumed = tiny.summary(part)
     assert [int(r["epoch"]) for r in resumed] == [0, 1, 2]
     for a, b in zip(full, resumed):
         for key in ("train_loss", "eval_loss", "eval_top1", "ema_eval_top1", "lr"):
@@ -112,8 +110,8 @@ def test_resume_needs_only_the_checkpoint_and_reproduces(data, tmp_path, workers
         [line for line in options_before.splitlines() if line.split(":")[0] not in changed]
 
 
-def test_resume_with_another_optimizer_or_model_is_refused(data, tmp_path, capsys):
-    run = train(data, tmp_path, "r", "--epochs", "1")
+def test_resume_with_another_optimizer_or_model_is_refused(data, tmp_path, capsys, tiny):
+    run = tiny.train(data, tmp_path, "r", "--epochs", "1")
     before = _digest(run)
     for flags, needle in ((["--opt", "rmsproptf"], "--opt sgd"), (["--model", "tinynet_e"], "--model tinynet")):
         code = train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), "--epochs", "3",
@@ -123,23 +121,17 @@ def test_resume_with_another_optimizer_or_model_is_refused(data, tmp_path, capsy
     assert _digest(run) == before  # a refused resume writes nothing
 
 
-def test_resume_turning_on_ema_starts_it_from_the_restored_weights(data, tmp_path, monkeypatch):
-    run = train(data, tmp_path, "noema", "--epochs", "1", "--no-model-ema")
+def test_resume_turning_on_ema_starts_it_from_the_restored_weights(data, tmp_path, tiny):
+    run = tiny.train(data, tmp_path, "noema", "--epochs", "1", "--no-model-ema")
     checkpoint = torch.load(run / "last.pth.tar", map_location="cpu", weights_only=True)
     assert "state_dict_ema" not in checkpoint
-    seen = {}
-    real = engine.train_one_epoch
-
-    def capture(model, loader, optimizer, scheduler, loss_fn, device, epoch, args, ema=None, *rest, **kw):
-        seen["ema"] = {k: v.clone() for k, v in ema.module.state_dict().items()}
-        return real(model, loader, optimizer, scheduler, loss_fn, device, epoch, args, ema, *rest, **kw)
-
-    monkeypatch.setattr(engine, "train_one_epoch", capture)
-    assert train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), "--epochs", "2", "-j", "0",
-                       "--model-ema"]) == 0
+    with open_session(parse_args(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), "--epochs", "2",
+                                  "-j", "0", "--model-ema"])) as session:
+        seen = {k: v.clone() for k, v in session.ema.module.state_dict().items()}  # as the loop receives it
+        session.train()
     for key, value in checkpoint["state_dict"].items():
-        assert torch.equal(seen["ema"][key], value), key
-    assert summary(run)[-1]["ema_eval_top1"] != ""
+        assert torch.equal(seen[key], value), key
+    assert tiny.summary(run)[-1]["ema_eval_top1"] != ""
 
 
 @pytest.mark.parametrize("flags,needle", [
@@ -160,31 +152,31 @@ def test_resume_turning_on_ema_starts_it_from_the_restored_weights(data, tmp_pat
     (["--bn-momentum", "0"], "--bn-momentum"),
     (["--lr", "nan"], "--lr"),
 ])
-def test_bad_flags_give_one_line(data, tmp_path, capsys, flags, needle):
+def test_bad_flags_give_one_line(data, tmp_path, tiny, one_line_error, flags, needle):
     try:
-        code = train_main(["--data-dir", str(data), *SMALL, *FAST, "--output", str(tmp_path), "--epochs", "1",
+        code = train_main(["--data-dir", str(data), *tiny.SMALL, *tiny.FAST, "--output", str(tmp_path), "--epochs", "1",
                            *flags])
     except SystemExit as e:  # argparse's own errors
         code = e.code
-    assert needle in _one_line_error(capsys, code)
+    assert needle in one_line_error(code)
     assert not (tmp_path / "summary.csv").exists()
 
 
-def test_output_that_is_a_file(data, tmp_path, capsys):
+def test_output_that_is_a_file(data, tmp_path, tiny, one_line_error):
     target = tmp_path / "file"
     target.write_text("keep me")
-    code = train_main(["--data-dir", str(data), *SMALL, *FAST, "--output", str(target), "--epochs", "1"])
-    assert "is a file" in _one_line_error(capsys, code)
+    code = train_main(["--data-dir", str(data), *tiny.SMALL, *tiny.FAST, "--output", str(target), "--epochs", "1"])
+    assert "is a file" in one_line_error(code)
     assert target.read_text() == "keep me"
 
 
-def test_resume_from_a_bare_state_dict_points_to_initial_checkpoint(data, tmp_path, capsys):
+def test_resume_from_a_bare_state_dict_points_to_initial_checkpoint(data, tmp_path, one_line_error):
     path = tmp_path / "weights.pth"
     import timm
 
     torch.save(timm.create_model("tinynet", r=0.3, d=0.3, w=0.3, num_classes=3).state_dict(), path)
     code = train_main(["--data-dir", str(data), "--resume", str(path), "--epochs", "1", "-j", "0"])
-    assert "--initial-checkpoint" in _one_line_error(capsys, code)
+    assert "--initial-checkpoint" in one_line_error(code)
 
 
 def test_weights_that_do_not_fit_name_the_tensor():
@@ -207,30 +199,31 @@ def test_timm_train_py_checkpoints_load(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
+def trained(data, tmp_path_factory, tiny):
     out = tmp_path_factory.mktemp("trained")
-    return train(data, out, "v", "--epochs", "1", "--img-size", "40")
+    return tiny.train(data, out, "v", "--epochs", "1", "--img-size", "40")
 
 
-def test_validate_uses_the_training_input_size_and_quotes_csv(data, trained, tmp_path, capsys):
+def test_validate_uses_the_training_input_size_and_quotes_csv(data, trained, tmp_path, capsys, tiny):
     results = tmp_path / "odd, name" / "r.csv"
     assert validate_main(["--data-dir", str(data), "--checkpoint", str(trained / "last.pth.tar"), "-j", "0",
                           "--results-file", str(results)]) == 0
     assert "at 40px" in capsys.readouterr().out
     row = next(csv.DictReader(open(results)))
-    last = summary(trained)[-1]
+    last = tiny.summary(trained)[-1]
     best = max(float(last["eval_top1"]), float(last["ema_eval_top1"]))  # the better weights are evaluated
     assert row["input_size"] == "40" and float(row["top1"]) == pytest.approx(best)
 
 
-def test_validate_with_another_model_or_foreign_classes(data, trained, tmp_path, capsys):
+def test_validate_with_another_model_or_foreign_classes(data, trained, tmp_path, make_image_folder,
+                                                        one_line_error):
     code = validate_main(["--data-dir", str(data), "--checkpoint", str(trained / "last.pth.tar"), "--model",
                           "tinynet_e", "-j", "0"])
-    assert "does not fit the model" in _one_line_error(capsys, code, "tinynet-validate")
-    other = make_dataset(tmp_path / "other", n_train=2, n_val=2, classes=COLORS[:2])
+    assert "does not fit the model" in one_line_error(code, "tinynet-validate")
+    other = make_image_folder(tmp_path / "other", n_train=2, n_val=2, classes=2)
     (other / "validation" / "class0").rename(other / "validation" / "cats")
     code = validate_main(["--data-dir", str(other), "--checkpoint", str(trained / "last.pth.tar"), "-j", "0"])
-    assert "not trained on (cats)" in _one_line_error(capsys, code, "tinynet-validate")
+    assert "not trained on (cats)" in one_line_error(code, "tinynet-validate")
 
 
 def test_validate_matches_imagenet_synsets_by_name(tmp_path, capsys):
@@ -242,14 +235,14 @@ def test_validate_matches_imagenet_synsets_by_name(tmp_path, capsys):
     assert imagenet_class_map(tmp_path / "inet", 1000) is None
 
 
-def test_validate_refuses_to_match_labels_by_order_across_class_counts(data, tmp_path, capsys):
+def test_validate_refuses_to_match_labels_by_order_across_class_counts(data, tmp_path, one_line_error):
     import timm
 
     path = tmp_path / "in1k.pth"
     torch.save(timm.create_model("tinynet", r=0.3, d=0.3, w=0.3).state_dict(), path)  # 1000 classes
     code = validate_main(["--data-dir", str(data), "--checkpoint", str(path), "--model", "tinynet",
                           "--model-kwargs", "r=0.3", "d=0.3", "w=0.3", "-j", "0"])
-    assert "cannot be matched by order" in _one_line_error(capsys, code, "tinynet-validate")
+    assert "cannot be matched by order" in one_line_error(code, "tinynet-validate")
 
 
 def test_validate_results_json(data, trained, tmp_path):

@@ -18,19 +18,22 @@ import torch.nn as nn
 import yaml
 from bad_inputs_train import flip_tensor_bytes
 from PIL import Image
-from test_train import FAST, SMALL, _one_line_error, launch_until_first_epoch, make_dataset, summary, train
 
 from tinynet_cli.train import main as train_main
+from tinynet_cli.train import parse_args
 from tinynet_cli.validate import main as validate_main
 from tinynet_core.guard import GuardError, folder_lock
-from timm_tinynet.train import engine
+from timm_tinynet.train import TrainingError, open_session
+from timm_tinynet.train.resume import check_history
+from timm_tinynet.train.session import worker_error
+from timm_tinynet.train.short_runs import ModelEma, bn_warmup, default_precise_bn, precise_bn, settling_warnings
 from timm_tinynet.train.checkpoint import (CheckpointError, content_checksum, eval_weights, load_checkpoint,
                                            model_state, save_atomic)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"), n_train=16, n_val=8)
+def data(tmp_path_factory, make_image_folder):
+    return make_image_folder(tmp_path_factory.mktemp("data"), n_train=16, n_val=8)
 
 
 def _digest(folder: Path):
@@ -140,7 +143,7 @@ def test_evaluated_weights_follow_the_checkpoint():
 
 # ---- one writer per run folder -------------------------------------------------------------------------------
 
-def test_a_second_writer_is_refused_and_writes_nothing(data, tmp_path, capsys):
+def test_a_second_writer_is_refused_and_writes_nothing(data, tmp_path, tiny, one_line_error):
     run = tmp_path / "busy"
     run.mkdir()
     (run / "notes.txt").write_text("the first writer's")
@@ -152,9 +155,9 @@ def test_a_second_writer_is_refused_and_writes_nothing(data, tmp_path, capsys):
     try:
         assert holder.stdout.readline().strip() == "locked"
         before = _digest(run)
-        code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "busy", *SMALL,
-                           *FAST, "--epochs", "1"])
-        message = _one_line_error(capsys, code)
+        code = train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "busy", *tiny.SMALL,
+                           *tiny.FAST, "--epochs", "1"])
+        message = one_line_error(code)
         assert f"pid {holder.pid}" in message and "in use" in message, message
         assert _digest(run) == before
     finally:
@@ -162,20 +165,16 @@ def test_a_second_writer_is_refused_and_writes_nothing(data, tmp_path, capsys):
         holder.wait()
 
 
-def test_the_run_folder_is_locked_while_training(data, tmp_path, monkeypatch):
+def test_the_run_folder_is_locked_while_training(data, tmp_path, tiny):
     seen = []
-    real = engine.train_one_epoch
-
-    def probe(*args, **kwargs):
+    with open_session(parse_args(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "locked",
+                                  *tiny.SMALL, *tiny.FAST, "--epochs", "1"])) as session:
         try:
             with folder_lock(tmp_path / "locked", "run folder"):
                 seen.append("free")
         except GuardError as e:
             seen.append(str(e))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", probe)
-    train(data, tmp_path, "locked", "--epochs", "1")
+        session.train()
     assert len(seen) == 1 and "in use by pid" in seen[0]
     with folder_lock(tmp_path / "locked"):  # released at the end
         pass
@@ -198,41 +197,41 @@ def test_history_check(tmp_path):
     _fake_checkpoint(run / "best.pth.tar", 2)
     _fake_checkpoint(run / "old.pth.tar", 1)
     _rows(run / "summary.csv", range(4))  # a kill after epoch 3's row, before its checkpoint
-    engine.check_history(run, str(run / "last.pth.tar"), 2)  # resumes and redoes epoch 3
-    engine.check_history(run, str(run / "best.pth.tar"), 2)  # as new as last.pth.tar
-    with pytest.raises(engine.TrainingError, match=r"already records 4 \(summary.csv\).*--experiment"):
-        engine.check_history(run, str(run / "old.pth.tar"), 1)
+    check_history(run, str(run / "last.pth.tar"), 2)  # resumes and redoes epoch 3
+    check_history(run, str(run / "best.pth.tar"), 2)  # as new as last.pth.tar
+    with pytest.raises(TrainingError, match=r"already records 4 \(summary.csv\).*--experiment"):
+        check_history(run, str(run / "old.pth.tar"), 1)
     _rows(run / "summary.csv", range(3))
-    with pytest.raises(engine.TrainingError, match=r"already records 3 \(last.pth.tar\)"):
-        engine.check_history(run, str(run / "old.pth.tar"), 1)
+    with pytest.raises(TrainingError, match=r"already records 3 \(last.pth.tar\)"):
+        check_history(run, str(run / "old.pth.tar"), 1)
     _rows(run / "summary.csv", range(5))
-    with pytest.raises(engine.TrainingError, match=r"already records 5 \(summary.csv\)"):
-        engine.check_history(run, str(run / "last.pth.tar"), 2)
+    with pytest.raises(TrainingError, match=r"already records 5 \(summary.csv\)"):
+        check_history(run, str(run / "last.pth.tar"), 2)
 
 
 @pytest.mark.slow
-def test_resuming_an_older_checkpoint_is_refused_and_can_branch_off(data, tmp_path, capsys):
-    run = train(data, tmp_path, "hist", "--epochs", "1")
+def test_resuming_an_older_checkpoint_is_refused_and_can_branch_off(data, tmp_path, tiny, one_line_error):
+    run = tiny.train(data, tmp_path, "hist", "--epochs", "1")
     shutil.copy(run / "last.pth.tar", run / "epoch1.pth.tar")
     assert train_main(["--data-dir", str(data), "--resume", str(run / "last.pth.tar"), "--epochs", "3"]) == 0
     before = _digest(run)
     code = train_main(["--data-dir", str(data), "--resume", str(run / "epoch1.pth.tar"), "--epochs", "2"])
-    message = _one_line_error(capsys, code)
+    message = one_line_error(code)
     assert "already records 3" in message and "--experiment" in message, message
     assert _digest(run) == before  # nothing truncated, nothing overwritten
     # branching off: the same checkpoint continued in a new folder beside the run
     assert train_main(["--data-dir", str(data), "--resume", str(run / "epoch1.pth.tar"), "--epochs", "2",
                        "--experiment", "branch"]) == 0
-    branch = summary(tmp_path / "branch")
+    branch = tiny.summary(tmp_path / "branch")
     assert [int(r["epoch"]) for r in branch] == [0, 1]
-    assert branch[0] == summary(run)[0]  # its history up to the checkpoint comes along
+    assert branch[0] == tiny.summary(run)[0]  # its history up to the checkpoint comes along
     assert (tmp_path / "branch" / "model_best.pth.tar").is_file()
     assert _digest(run) == before
 
 
 # ---- unreadable images ---------------------------------------------------------------------------------------
 
-def test_an_unreadable_image_is_skipped_and_named(data, tmp_path, caplog, capsys):
+def test_an_unreadable_image_is_skipped_and_named(data, tmp_path, caplog, capsys, tiny):
     root = tmp_path / "data"
     shutil.copytree(data, root)
     broken_train = root / "train" / "class1" / "3.png"
@@ -241,8 +240,8 @@ def test_an_unreadable_image_is_skipped_and_named(data, tmp_path, caplog, capsys
     broken_val.write_bytes(b"not an image")
     os.mkfifo(root / "train" / "class0" / "fifo.png")  # would block a reader
     with caplog.at_level(logging.WARNING, logger="timm_tinynet.data"):
-        code = train_main(["--data-dir", str(root), "--output", str(tmp_path), "--experiment", "skip", *SMALL,
-                           *FAST, "--epochs", "1", "-b", "7"])  # 49 = 7 x 7: every image is drawn
+        code = train_main(["--data-dir", str(root), "--output", str(tmp_path), "--experiment", "skip", *tiny.SMALL,
+                           *tiny.FAST, "--epochs", "1", "-b", "7"])  # 49 = 7 x 7: every image is drawn
     assert code == 0
     warned = caplog.text
     for path in (broken_train, broken_val, root / "train" / "class0" / "fifo.png"):
@@ -255,14 +254,14 @@ def test_an_unreadable_image_is_skipped_and_named(data, tmp_path, caplog, capsys
     assert "on 24 images" in capsys.readouterr().out
 
 
-def test_a_folder_of_undecodable_images_stops_before_training(data, tmp_path, capsys):
+def test_a_folder_of_undecodable_images_stops_before_training(data, tmp_path, tiny, one_line_error):
     root = tmp_path / "data"
     shutil.copytree(data, root)
     for path in (root / "train").rglob("*.png"):
         path.write_bytes(b"\x89PNG broken")
-    code = train_main(["--data-dir", str(root), "--output", str(tmp_path), "--experiment", "x", *SMALL, *FAST,
-                       "--epochs", "1"])
-    assert "cannot decode any of the 16 images checked" in _one_line_error(capsys, code)
+    code = train_main(["--data-dir", str(root), "--output", str(tmp_path), "--experiment", "x", *tiny.SMALL,
+                       *tiny.FAST, "--epochs", "1"])
+    assert "cannot decode any of the 16 images checked" in one_line_error(code)
     assert not (tmp_path / "x").exists()
 
 
@@ -277,7 +276,7 @@ def test_a_sample_with_only_unreadable_images_after_it_is_a_data_error(tmp_path)
         dataset[0]
     wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
                         "last):\n  File \"x.py\", line 1\ntimm_tinynet.train.data.DataError: 50 images in a row")
-    assert str(engine._worker_error(wrapped)) == "50 images in a row"
+    assert str(worker_error(wrapped)) == "50 images in a row"
 
 
 # ---- short runs: warm-ups --------------------------------------------------------------------------------------
@@ -285,7 +284,7 @@ def test_a_sample_with_only_unreadable_images_after_it_is_a_data_error(tmp_path)
 def test_bn_warmup_forgets_the_initial_statistics_then_keeps_the_momentum():
     torch.manual_seed(0)
     bn = nn.BatchNorm2d(3, momentum=0.01)
-    assert engine.bn_warmup(bn) == 1
+    assert bn_warmup(bn) == 1
     bn.train()
     batches = [torch.randn(8, 3, 4, 4) * (i + 1) + i for i in range(120)]
     bn(batches[0])
@@ -304,7 +303,7 @@ def test_bn_warmup_forgets_the_initial_statistics_then_keeps_the_momentum():
 def test_bn_warmup_goes_on_where_a_resumed_run_stopped():
     bn = nn.BatchNorm2d(2, momentum=0.01)
     bn.num_batches_tracked.fill_(9)
-    engine.bn_warmup(bn)
+    bn_warmup(bn)
     bn.train()
     bn(torch.randn(4, 2, 3, 3))
     assert bn.momentum == pytest.approx(0.1)  # the 10th update: weight 1/10
@@ -312,21 +311,21 @@ def test_bn_warmup_goes_on_where_a_resumed_run_stopped():
 
 def test_ema_warmup_is_tensorflows():
     model = nn.Linear(2, 2)
-    ema = engine.ModelEma(model, decay=0.9999, use_warmup=True)
+    ema = ModelEma(model, decay=0.9999, use_warmup=True)
     assert ema.get_decay(1) == pytest.approx(2 / 11)
     assert ema.get_decay(90) == pytest.approx(91 / 100)
     assert ema.get_decay(10 ** 6) == 0.9999
-    assert engine.ModelEma(model, decay=0.9999).get_decay(50) == 0.9999
+    assert ModelEma(model, decay=0.9999).get_decay(50) == 0.9999
 
 
 def test_a_run_too_short_to_settle_is_warned_about():
     args = argparse.Namespace(bn_momentum=0.01, bn_warmup=False, model_ema=True, model_ema_decay=0.9999,
                               model_ema_warmup=False)
-    warnings = engine.settling_warnings(args, 54)
+    warnings = settling_warnings(args, 54)
     assert len(warnings) == 2 and "--bn-warmup" in warnings[0] and "--model-ema-warmup" in warnings[1]
-    assert engine.settling_warnings(argparse.Namespace(**dict(vars(args), bn_warmup=True, model_ema_warmup=True)),
+    assert settling_warnings(argparse.Namespace(**dict(vars(args), bn_warmup=True, model_ema_warmup=True)),
                                     54) == []
-    assert engine.settling_warnings(args, 10 ** 6) == []
+    assert settling_warnings(args, 10 ** 6) == []
 
 
 def make_colours(root: Path, n_train: int = 50, n_val: int = 16, size: int = 32, seed: int = 0) -> Path:
@@ -347,12 +346,12 @@ SHORT = ["--model", "tinynet_e", "--opt", "adamw", "--lr", "2e-3", "--sched", "c
 
 
 @pytest.mark.slow
-def test_a_short_run_with_the_recipe_learns(tmp_path, capsys, caplog):
+def test_a_short_run_with_the_recipe_learns(tmp_path, capsys, caplog, tiny):
     """The tinynet recipe (RMSProp swapped for AdamW) for 54 steps: with the warm-ups the best epoch is far above
     chance and tinynet-validate agrees; without them (the paper's constants from step 0) it stays at chance."""
     data = make_colours(tmp_path / "colours")
     assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "on", *SHORT]) == 0
-    rows = summary(tmp_path / "on")
+    rows = tiny.summary(tmp_path / "on")
     best = max(max(float(r["eval_top1"]), float(r["ema_eval_top1"])) for r in rows)
     assert best >= 80.0, rows  # chance is 33.3 %
     checkpoint = load_checkpoint(tmp_path / "on" / "model_best.pth.tar")
@@ -367,14 +366,14 @@ def test_a_short_run_with_the_recipe_learns(tmp_path, capsys, caplog):
         assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "off", *SHORT,
                            "--no-bn-warmup", "--no-model-ema-warmup", "--precise-bn", "0"]) == 0
     assert "--bn-warmup" in caplog.text and "--model-ema-warmup" in caplog.text
-    off = summary(tmp_path / "off")
+    off = tiny.summary(tmp_path / "off")
     assert max(max(float(r["eval_top1"]), float(r["ema_eval_top1"])) for r in off) <= 50.0
 
     # precise BN alone (the warm-ups off) also rescues the evaluation: its statistics fit the evaluated weights
     assert train_main(["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "precise", *SHORT,
                        "--no-bn-warmup", "--no-model-ema-warmup"]) == 0
     assert yaml.safe_load((tmp_path / "precise" / "args.yaml").read_text())["precise_bn"] == 1024
-    precise = summary(tmp_path / "precise")
+    precise = tiny.summary(tmp_path / "precise")
     assert max(float(r["eval_top1"]) for r in precise) >= 80.0, precise
 
 
@@ -385,7 +384,7 @@ def test_precise_bn_sets_the_statistics_of_the_current_weights_and_keeps_the_res
     bn.num_batches_tracked.fill_(7)
     model.eval()
     batches = [(torch.randn(8, 3, 5, 5) * 3 + 2, torch.zeros(8, dtype=torch.long)) for _ in range(4)]
-    assert engine.precise_bn(model, batches, images=24, device=torch.device("cpu")) == 24  # three whole batches
+    assert precise_bn(model, batches, images=24, device=torch.device("cpu")) == 24  # three whole batches
     with torch.no_grad():
         features = torch.cat([model[0](x) for x, _ in batches[:3]])
     expected_mean = features.mean(dim=(0, 2, 3))
@@ -393,17 +392,17 @@ def test_precise_bn_sets_the_statistics_of_the_current_weights_and_keeps_the_res
     torch.testing.assert_close(bn.running_mean, expected_mean.detach(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(bn.running_var, per_batch_var.mean(0), rtol=1e-5, atol=1e-5)  # mean of batch vars
     assert bn.momentum == 0.01 and int(bn.num_batches_tracked) == 7 and not model.training
-    assert engine.default_precise_bn(0.01, 9_999) == 1024 and engine.default_precise_bn(0.01, 10_000) == 0
-    assert engine.default_precise_bn(None, 999) == 1024 and engine.default_precise_bn(None, 1000) == 0
+    assert default_precise_bn(0.01, 9_999) == 1024 and default_precise_bn(0.01, 10_000) == 0
+    assert default_precise_bn(None, 999) == 1024 and default_precise_bn(None, 1000) == 0
 
 
 @pytest.mark.slow
-def test_sigterm_cleans_up_and_releases_the_folder(data, tmp_path):
-    proc, run = launch_until_first_epoch(data, tmp_path, "term", settle_s=0.5)
+def test_sigterm_cleans_up_and_releases_the_folder(data, tmp_path, tiny):
+    proc, run = tiny.launch_until_first_epoch(data, tmp_path, "term", settle_s=0.5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert not list(run.glob(".*.tmp"))  # the atomic writers removed their temporary files
     with folder_lock(run):  # and the lock is free
         pass
-    done = summary(run)
+    done = tiny.summary(run)
     assert load_checkpoint(run / "last.pth.tar")["epoch"] in (int(done[-1]["epoch"]), int(done[-1]["epoch"]) - 1)

@@ -45,6 +45,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from tinynet_core.extras import missing_extra
+
+    needs = missing_extra("study", "the digits dataset", ("sklearn",))
+    if needs:
+        print(f"error: {needs}", file=sys.stderr)
+        return 2
     try:
         counts = write_digits_folder(args.root, args.size, args.val_fraction, args.seed)
     except FileExistsError as e:

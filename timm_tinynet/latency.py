@@ -96,10 +96,13 @@ def device_name(device: str) -> str:
 
 
 def _onnxruntime_version() -> str:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ValueError("backend='onnxruntime' needs onnxruntime: pip install onnxruntime") from None
+    from tinynet_core.extras import missing_extra
+
+    needs = missing_extra("deploy", "backend='onnxruntime'", ("onnx", "onnxruntime"))
+    if needs:
+        raise ValueError(needs)
+    import onnxruntime
+
     return onnxruntime.__version__
 
 

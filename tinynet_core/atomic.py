@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, List, Sequence, Tuple, Union
 
 PathLike = Union[str, Path]
+Writer = Callable[[str], None]
 
 
 def _default_mode() -> int:
@@ -15,9 +17,8 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def replace_atomically(path: PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, flush it to disk and rename it over ``path``; on any error nothing changes."""
-    path = Path(path)
+def _write_beside(path: Path, write: Writer) -> str:
+    """``write(tmp)`` to a new temporary file in ``path``'s folder, flushed to disk; its name (removed on error)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -26,12 +27,36 @@ def replace_atomically(path: PathLike, write: Callable[[str], None]) -> Path:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
-    return path
+    return tmp
+
+
+@contextmanager
+def staged_replace(writes: Sequence[Tuple[PathLike, Writer]]) -> Iterator[None]:
+    """Write every path's new content to a temporary file beside it first; when the block ends without error,
+    rename them over the paths, in order. An error or a kill before the renames leaves every path as it was
+    (and SIGTERM / Ctrl-C no temporary file), so what the block writes meanwhile is never behind these files by
+    more than the renames."""
+    staged: List[Tuple[Path, str]] = []
+    try:
+        for path, write in writes:
+            staged.append((Path(path), _write_beside(Path(path), write)))
+        yield
+        for path, tmp in staged:
+            os.replace(tmp, path)
+    finally:
+        for _, tmp in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def replace_atomically(path: PathLike, write: Writer) -> Path:
+    """Call ``write(tmp_path)``, flush it to disk and rename it over ``path``; on any error nothing changes."""
+    with staged_replace([(path, write)]):
+        pass
+    return Path(path)
 
 
 def write_text(path: PathLike, text: str) -> Path:
@@ -40,4 +65,3 @@ def write_text(path: PathLike, text: str) -> Path:
             f.write(text)
 
     return replace_atomically(path, write)
-

@@ -236,19 +236,21 @@ def node_fits(resources: Mapping[str, float], cpus: float, gpus: float) -> bool:
 
 
 def _connect_ray(address: Optional[str]):
-    try:
-        import ray
-    except ImportError:
-        raise StudyError("the ray executor needs Ray: pip install 'timm-tinynet[ray]' (or pip install ray)") from None
+    from tinynet_core.extras import missing_extra
+
+    needs = missing_extra("ray", "the ray executor")
+    if needs:
+        raise StudyError(needs)
+    import ray
+
     if address in (None, "", "local"):
         ray.init(num_cpus=None, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         return ray
     if address.startswith("ray://"):
-        try:
-            import grpc  # noqa: F401  (what Ray Client needs beyond the minimal ray package)
-        except ImportError:
-            raise StudyError(f"--ray-address {address} uses Ray Client, which needs "
-                             f"pip install 'ray[client]'") from None
+        # grpc: what Ray Client needs beyond the minimal ray package (the 'ray' extra is ray[default,client])
+        needs = missing_extra("ray", f"--ray-address {address} (Ray Client)", ("grpc",))
+        if needs:
+            raise StudyError(needs)
         _check_reachable(address[len("ray://"):])
     elif address != "auto":
         _check_reachable(address)

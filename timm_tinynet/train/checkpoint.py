@@ -13,13 +13,14 @@ import argparse
 import hashlib
 import random
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
 
-from tinynet_core.atomic import replace_atomically
+from tinynet_core.atomic import staged_replace
 from tinynet_core.guard import MAX_CHECKPOINT_BYTES, GuardError, check_input_file
 from ..text import first_line
 
@@ -89,15 +90,23 @@ def content_checksum(checkpoint: Dict[str, Any]) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def save_atomic(obj: Dict[str, Any], path: PathLike, *more_paths: PathLike) -> None:
-    """torch.save through a temporary file and a rename: a kill never leaves half a checkpoint. A dictionary is
-    saved with the checksum of its contents (``checkpoint["checksum"]``), which ``load_checkpoint`` verifies.
-    ``more_paths`` get the same checkpoint, in order, hashed once."""
+@contextmanager
+def staged_save(obj: Dict[str, Any], *paths: PathLike) -> Iterator[None]:
+    """torch.save of ``obj`` to each of ``paths`` through temporary files written before the block and renamed
+    after it, in order (``tinynet_core.atomic.staged_replace``): a kill never leaves half a checkpoint. A dictionary
+    is saved with the checksum of its contents (``checkpoint["checksum"]``, computed once), which
+    ``load_checkpoint`` verifies."""
     if isinstance(obj, dict):
         obj = dict(obj)
         obj[CHECKSUM_KEY] = content_checksum(obj)
-    for target in (path, *more_paths):
-        replace_atomically(target, lambda tmp: torch.save(obj, tmp))
+    with staged_replace([(target, lambda tmp: torch.save(obj, tmp)) for target in paths]):
+        yield
+
+
+def save_atomic(obj: Dict[str, Any], path: PathLike, *more_paths: PathLike) -> None:
+    """``staged_save`` with nothing in between: each path gets the checkpoint at once, in order."""
+    with staged_save(obj, path, *more_paths):
+        pass
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -180,6 +189,14 @@ def weights_mismatch(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> 
 
 
 def load_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """``state`` into ``model`` (strict), cleaned of DDP / torch.compile key prefixes by timm's ``clean_state_dict``;
+    a one-line CheckpointError naming the first tensor that does not fit.
+
+    (Not timm's ``load_checkpoint(model, path, use_ema=...)``: it reads the file again without verifying the
+    checksum, so the verified checkpoint's weights, chosen by ``model_state``, are loaded here.)"""
+    from timm.models import clean_state_dict
+
+    state = clean_state_dict(state)
     problem = weights_mismatch(model, state)
     if problem:
         raise CheckpointError(f"{source} does not fit the model ({problem}); is --model / --model-kwargs the "
@@ -210,6 +227,6 @@ def build_checkpoint(model, optimizer, scheduler, epoch: int, args: Dict[str, An
         checkpoint["eval_weights"] = best_weights or "ema"
     else:
         checkpoint["eval_weights"] = "model"
-    if scaler is not None:
-        checkpoint["scaler"] = scaler.state_dict()
+    if scaler is not None:  # timm's NativeScaler, under its own key as timm's checkpoints have it
+        checkpoint[scaler.state_dict_key] = scaler.state_dict()
     return checkpoint

@@ -4,7 +4,7 @@ A recipe only fills options the user left unset, so every field can be overridde
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import torch.nn as nn
 
@@ -18,7 +18,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         drop=0.2, drop_path=0.0, model_ema=True, model_ema_decay=0.9999, aa="rand-m9-mstd0.5",
         epochs=450, smoothing=0.1,
         # TF's ExponentialMovingAverage(num_updates=global_step), as the official EfficientNet code: the decay is
-        # min(0.9999, (1 + t) / (10 + t)) at update t (engine.ModelEma)
+        # min(0.9999, (1 + t) / (10 + t)) at update t (short_runs.ModelEma)
         model_ema_warmup=True,
     ),
     # ResNets: SGD, 90 epochs, x0.1 every 30
@@ -53,3 +53,22 @@ def apply_recipe(options: Dict[str, Any], recipe: str) -> Dict[str, Any]:
 def scaled_lr(lr_base: float, lr_base_size: int, global_batch: int) -> float:
     """Linear scaling rule: ``lr_base`` is the rate for ``lr_base_size`` images per step."""
     return lr_base * global_batch / lr_base_size
+
+
+def resolve_options(args, recipe: str, keep: Sequence[str] = ()) -> None:
+    """Recipe defaults for unset options (except ``keep``: a resumed run's recorded ones, None included), then
+    the learning rate from the global batch size."""
+    from .build import starts_from_weights
+
+    options = apply_recipe({k: getattr(args, k, None) for k in vars(args)}, recipe)
+    for key, value in options.items():
+        if key not in keep:
+            setattr(args, key, value)
+    args.recipe = recipe
+    if getattr(args, "bn_warmup", None) is None:  # on from random weights; given weights keep their statistics
+        args.bn_warmup = not starts_from_weights(args)
+    if args.aa in ("none", ""):
+        args.aa = None
+    args.global_batch_size = args.batch_size * args.world_size
+    if args.lr is None:
+        args.lr = scaled_lr(args.lr_base, args.lr_base_size, args.global_batch_size)

@@ -53,7 +53,8 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
 
     from ..loading import load_model, quiet_hub_retries
     from .checkpoint import eval_weights
-    from .engine import evaluate, resolve_device
+    from .distributed import requested_device
+    from .loop import evaluate
 
     folder = eval_folder(data_dir, split)
     if checkpoint is None and not pretrained:
@@ -85,7 +86,7 @@ def validate(model_name: str, data_dir: Path, split: Optional[str] = None, check
                         f"folder names, e.g. n01440764, are matched by name)")
     data_config = resolve_data_config(model=model, args={"input_size": (3, img_size, img_size)} if img_size else {})
     dataset.transform = eval_transform(data_config)
-    run_device = resolve_device(device)
+    run_device = requested_device(device)
     model.to(run_device)
 
     start = time.perf_counter()
