@@ -53,6 +53,12 @@ def train(data: Path, out: Path, name: str, model_kwargs: Dict[str, float], img_
         return list(csv.DictReader(f))
 
 
+def _row(arm: str, seed: int, summary_row: Dict[str, str]) -> Dict[str, object]:
+    """One epoch of one run; ``epoch`` counts from 1 (summary.csv counts from 0)."""
+    return {"arm": arm, "seed": seed, "epoch": int(summary_row["epoch"]) + 1,
+            **{key: round(float(summary_row[key]), 4) for key in ("eval_top1", "eval_loss", "train_loss")}}
+
+
 def child_cube() -> Dict[str, float]:
     from tinynet_core.solve import shrink
 
@@ -120,18 +126,16 @@ def main() -> int:
         data = tmp / "digits"
         subprocess.run([sys.executable, "-m", "timm_tinynet.demo_data", str(data)], check=True, capture_output=True)
         runs = tmp / "runs"
+        rows: List[Dict[str, object]] = []
         parent_rows = train(data, runs, "parent", PARENT, PARENT_PX, args.parent_epochs, 0, [])
         parent_top1 = max(float(r["eval_top1"]) for r in parent_rows)
-        rows: List[Dict[str, object]] = []
+        rows += [_row("parent", 0, r) for r in parent_rows]
         for seed in range(args.seeds):
             for arm in ARMS:
                 extra = [] if arm == "random" else ["--init-from", str(runs / "parent" / "model_best.pth.tar"),
                                                     "--init-selection", arm]
-                for r in train(data, runs, f"{arm}-{seed}", child, child_px, args.child_epochs, seed, extra):
-                    rows.append({"arm": arm, "seed": seed, "epoch": int(r["epoch"]),
-                                 "eval_top1": round(float(r["eval_top1"]), 4),
-                                 "eval_loss": round(float(r["eval_loss"]), 4),
-                                 "train_loss": round(float(r["train_loss"]), 4)})
+                rows += [_row(arm, seed, r) for r in train(data, runs, f"{arm}-{seed}", child, child_px,
+                                                          args.child_epochs, seed, extra)]
     wall = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     write_rows(args.out / "inheritance.csv", [{**row, **machine} for row in rows])

@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained", action="store_true", help="start from the model's published weights")
     g.add_argument("--initial-checkpoint", default=None,
                    help="start a new run from these weights (a tinynet-train checkpoint or a state dict)")
+    g.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start a new run from a larger trained network of the same family (a tinynet-train or timm "
+                        "checkpoint, a state dict, safetensors): its weights cut to this model by weight selection")
+    g.add_argument("--init-selection", choices=("magnitude", "uniform"), default=None,
+                   help="which of the parent's channels --init-from keeps (default magnitude)")
     g.add_argument("--num-classes", type=positive_int, default=None, help="default: number of class folders")
     g.add_argument("--img-size", type=img_size, default=None,
                    help=f"input size, {IMG_SIZE_MIN}..{IMG_SIZE_MAX} (default: the model's own, int(224*r))")
@@ -119,8 +124,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("--model is required (or --resume a checkpoint)")
     if args.scale[0] > args.scale[1]:
         parser.error(f"argument --scale: MIN must not exceed MAX, got {args.scale[0]:g} {args.scale[1]:g}")
-    if args.resume and args.initial_checkpoint:
-        parser.error("--resume continues a run; --initial-checkpoint starts a new one from weights: give one")
+    starts = [flag for flag, given in (("--resume", args.resume), ("--initial-checkpoint", args.initial_checkpoint),
+                                       ("--init-from", args.init_from), ("--pretrained", args.pretrained)) if given]
+    if len(starts) > 1 and (args.resume or args.init_from):
+        parser.error(f"{' and '.join(starts)} each say where the weights start from: give one")
+    if args.init_selection and not args.init_from:
+        parser.error("--init-selection applies to --init-from")
+    if args.init_from:
+        args.init_selection = args.init_selection or "magnitude"
     args.explicit = explicit_options(parser, argv)
     return args
 

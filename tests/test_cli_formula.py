@@ -192,6 +192,17 @@ def test_every_baseline_is_a_choice_and_says_where_its_formula_comes_from(capsys
     assert f"from frontier {own} (measured on resnet18)" in out and "carried over to resnet50" in out
 
 
+def test_every_baseline_meets_c_0_3_through_the_cli(capsys):
+    from tinynet_core.baselines import BASELINES
+
+    for baseline in BASELINES:  # issue 13: tinynet-formula --baseline X --c 0.3 within the default tolerance
+        code, out, err = run(capsys, "--c", "0.3", "--baseline", baseline, "--json")
+        assert code == 0, (baseline, err)
+        info = json.loads(out)
+        assert info["baseline"] == baseline and abs(info["flops_rel_error"]) <= 0.01, baseline
+        assert info["formula_carried_over"] == (baseline != "efficientnet_b0")
+
+
 def test_duplicate_frontier_rows_warn_on_stderr(capsys, tmp_path):
     path = tmp_path / "frontier.csv"
     path.write_text(CSV_OK + CSV_OK.split("\n", 1)[1])

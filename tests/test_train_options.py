@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+import timm
 import torch
 
 from tinynet_cli.train import main as train_main
@@ -250,3 +251,35 @@ def test_validate_results_json(data, trained, tmp_path):
     assert validate_main(["--data-dir", str(data), "--checkpoint", str(trained / "last.pth.tar"), "-j", "0",
                           "--no-ema", "--results-file", str(results)]) == 0
     assert json.loads(results.read_text())["weights"].endswith("(model weights)")
+
+
+def test_init_from_starts_a_smaller_network_from_a_trained_one(data, tmp_path, tiny, caplog):
+    """--init-from: a run of a narrower, shallower tinynet starts from the parent's weights, cut by weight selection
+    (the fixed 32-channel stem whole), says so in one line, and keeps its inherited BatchNorm statistics."""
+    import logging
+
+    from timm_tinynet.inherit import inherit
+
+    parent_run = tiny.train(data, tmp_path, "parent", "--epochs", "1")
+    parent = load_checkpoint(parent_run / "model_best.pth.tar")
+    argv = ["--data-dir", str(data), "--output", str(tmp_path), "--experiment", "child", "--model", "tinynet",
+            "--model-kwargs", "r=0.3", "d=0.2", "w=0.2", "-b", "16", "-j", "0", "--epochs", "1",
+            "--init-from", str(parent_run / "model_best.pth.tar"), "--init-selection", "uniform"]
+    with caplog.at_level(logging.INFO, logger="timm_tinynet"):
+        model = _model_as_trained(argv)
+    from timm_tinynet.train.checkpoint import model_state
+
+    state = model_state(parent)
+    assert torch.equal(model.state_dict()["conv_stem.weight"], state["conv_stem.weight"])
+    expected = timm.create_model("tinynet", r=0.3, d=0.2, w=0.2, num_classes=3)
+    result = inherit(expected, state, "uniform")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.state_dict().items())
+    line = [r.message for r in caplog.records if "inherited" in r.message]
+    assert line == [f"inherited {result.inherited} of {result.total} tensors from {parent_run / 'model_best.pth.tar'} "
+                    f"({result.whole} whole, {result.inherited - result.whole} cut to shape by uniform channel "
+                    f"selection); {len(result.kept)} kept as initialised"]
+    assert result.inherited == result.total
+    recorded = parse_args(argv)
+    from timm_tinynet.train.build import starts_from_weights
+
+    assert starts_from_weights(recorded)  # no BatchNorm warm-up by default: the statistics are the parent's

@@ -14,7 +14,7 @@ from timm.models import register_model
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._registry import generate_default_cfgs
 
-from .baselines import COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline, get_baseline
+from .baselines import BASELINES, COMPOUND_B0, GHOSTNET_A, RESNET50, TINYNET_B0, Baseline, get_baseline
 from tinynet_core.cube import Cube
 from tinynet_core.frontier import check_frontier_path
 from tinynet_core.named import (B_MINUS_CUBES, FORMULA_CUBES, FORMULA_TARGETS, NAMED_CUBES, RESNET50_GIANT_PHI,
@@ -66,6 +66,17 @@ def _require_weights(variant: str, baseline: Baseline, cube: Cube, kwargs: Dict[
 
 
 GENERIC_MODELS = ("tinynet", "resnet50_tiny", "ghostnet_tiny")
+
+
+def baseline_of(model: str, kwargs: Dict[str, Any]) -> Optional[str]:
+    """The baseline a registered model twists (None for a model of no baseline here, e.g. timm's own resnet50)."""
+    generic = {"tinynet": kwargs.get("baseline", "efficientnet_b0"), "resnet50_tiny": "resnet50",
+               "ghostnet_tiny": "ghostnet_a"}
+    if model in generic:
+        return generic[model]
+    if model in PAPER_MODELS:
+        return PAPER_MODELS[model][0].name
+    return model if model in BASELINES else None  # timm's own model of a baseline's name
 
 
 def _inherits(variant: str, kwargs: Dict[str, Any]) -> bool:

@@ -120,17 +120,18 @@ def _recognised(state: Mapping[str, torch.Tensor], baseline: str, path: str) -> 
     return str(path)
 
 
-def inherit_published(child: nn.Module, baseline: str, file: Optional[str] = None,
+def inherit_published(child: nn.Module, baseline: Optional[str], file: Optional[str] = None,
                       selection: str = DEFAULT_SELECTION) -> Inheritance:
-    """Initialise ``child`` (a network twisted from ``baseline``) from the weights in ``file``, or from its nearest
-    published parent's (downloaded through timm's pretrained configs, the Hugging Face cache first); logs and
-    returns what was inherited."""
+    """Initialise ``child`` (a network twisted from ``baseline``; None: of no baseline here, only from a file) from
+    the weights in ``file``, or from its nearest published parent's (downloaded through timm's pretrained configs,
+    the Hugging Face cache first); logs and returns what was inherited."""
     if file is not None:
         state = read_weights(file)
         problem = family_problem(_shapes(child.state_dict()), _shapes(state))
         if problem is not None:
-            raise ValueError(f"the weights in {file} are not of a network of {baseline}'s family ({problem})")
-        parent = _recognised(state, baseline, file)
+            family = f"{baseline}'s family" if baseline else "the model's family"
+            raise ValueError(f"the weights in {file} are not of a network of {family} ({problem})")
+        parent = _recognised(state, baseline, file) if baseline else str(file)
     else:
         from .loading import ModelLoadError, create
 

@@ -40,15 +40,25 @@ def create_model(args, num_classes: int, meta: bool = False) -> nn.Module:
 def starts_from_weights(args) -> bool:
     """Whether a new run starts from trained weights rather than a random initialisation (its BatchNorm statistics
     are then kept: no BN warm-up by default)."""
-    return bool(getattr(args, "pretrained", False) or getattr(args, "initial_checkpoint", None))
+    return bool(getattr(args, "pretrained", False) or getattr(args, "initial_checkpoint", None)
+                or getattr(args, "init_from", None))
 
 
 def load_initial_weights(model: nn.Module, args) -> None:
     """The weights a new run starts from, beyond ``--pretrained`` (which ``create_model`` loads): with
-    ``--initial-checkpoint``, the weights that checkpoint names as its better ones (``eval_weights``). Another way
-    to start from given weights belongs here, and in ``starts_from_weights``."""
+    ``--initial-checkpoint``, the weights that checkpoint names as its better ones (``eval_weights``); with
+    ``--init-from``, those of a larger network of the family, cut to this one by weight selection."""
     if args.initial_checkpoint:
         load_weights(model, model_state(load_checkpoint(args.initial_checkpoint)), args.initial_checkpoint)
+    if getattr(args, "init_from", None):
+        from ..models import baseline_of
+        from ..parents import inherit_published
+
+        try:
+            inherit_published(model, baseline_of(args.model, args.model_kwargs), args.init_from,
+                              args.init_selection)
+        except ValueError as e:  # a file that is not weights, or weights of another family
+            raise TrainingError(f"--init-from: {e}") from None
 
 
 def create_optimizer(args, model: nn.Module):

@@ -19,7 +19,7 @@ _logger = logging.getLogger("tinynet-train")
 # Options a resumed run must keep: changing them would make the restored state meaningless or fail later.
 RESUME_FIXED = ("model", "model_kwargs", "num_classes", "opt", "sched", "recipe")
 # Options never taken from the checkpoint: where and how this process runs, not what is trained.
-RESUME_LOCAL = ("resume", "initial_checkpoint", "pretrained", "data_dir", "train_split", "val_split", "output",
+RESUME_LOCAL = ("resume", "initial_checkpoint", "init_from", "init_selection", "pretrained", "data_dir", "train_split", "val_split", "output",
                 "experiment", "device", "workers", "log_interval", "explicit")
 
 
