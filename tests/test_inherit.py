@@ -238,6 +238,20 @@ def test_pretrained_inherits_from_a_local_file_and_names_the_parent(tmp_path, ca
     assert result.tinynet_inheritance.parent == str(other)
 
 
+def test_a_feature_extractor_selects_its_feature_maps_too(tmp_path):
+    """The feature maps a features_only network returns are channels like any other; only logits are fixed."""
+    path = tmp_path / "tinynet_b.pth"
+    parent = randomise(timm.create_model("tinynet_b"), seed=13)
+    torch.save(parent.state_dict(), path)
+    features = timm.create_model("tinynet", c=0.3, features_only=True, pretrained=True,
+                                 pretrained_cfg_overlay=dict(file=str(path)))
+    result = features.tinynet_inheritance
+    assert result.inherited == result.total and result.whole < result.total
+    pooled = timm.create_model("tinynet", c=0.3, num_classes=0, pretrained=True,
+                               pretrained_cfg_overlay=dict(file=str(path)))
+    assert pooled.tinynet_inheritance.inherited == pooled.tinynet_inheritance.total
+
+
 def test_weights_of_another_family_are_refused(tmp_path):
     path = tmp_path / "b0.pth"
     torch.save(timm.create_model("tinynet_b").state_dict(), path)

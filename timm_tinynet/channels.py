@@ -11,7 +11,8 @@ and following the channel dimension through it:
 * ``torch.cat(..., dim=1)`` lays spaces side by side and ``x[:, :n]`` keeps the first ``n`` channels (GhostNet's
   ghost module), so a tensor's channels are a sequence of *segments*: the first ``length`` channels of a space.
   A space joined to such a sequence (the conv shortcut or SE gate of a ghost bottleneck) is defined as it;
-* the image's channels and the logits are *fixed*: never selected, only copied when the parent's match.
+* the image's channels and the logits (a linear layer's outputs that leave the network) are *fixed*: never
+  selected, only copied when the parent's match; the feature maps a ``features_only`` network returns are not.
 
 Nothing here depends on the family: EfficientNet, MobileNetV3, ResNet and GhostNet all trace to these rules. A
 network this cannot follow (a grouped conv that is not depthwise, channels moved by a reshape, a layer with
@@ -169,11 +170,12 @@ def trace(model: nn.Module) -> ChannelGraph:
             out = _module(g, node.target, model.get_submodule(node.target), value(node.args[0]))
         elif node.op in ("call_function", "call_method"):
             out = _function(g, node, value)
-        elif node.op == "output":
+        elif node.op == "output":  # logits (a linear layer's outputs) are classes, never selected; features may be
             result = node.args[0]
             for channels in (value(result),) if isinstance(result, fx.Node) else (value(r) for r in result):
-                if channels:
-                    g.fixed.update(g.root(s) for s, _ in g.expand(channels))
+                for space, _ in g.expand(channels or ()):
+                    if isinstance(model.get_submodule(g.creators[space] or ""), nn.Linear):
+                        g.fixed.add(g.root(space))
         values[node.name] = out
     return g
 
