@@ -1,6 +1,7 @@
 """Tables that check this implementation against the paper."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable, Optional
 
 import pandas as pd
@@ -168,8 +169,14 @@ TABLE6 = (("ghostnet_b", "GhostNet-B", 300e6, 8.0e6), ("ghostnet_c", "GhostNet-C
 def _ghost_cost(cube: Cube, head_rule: str):
     from tinynet_core import cost
 
-    size = cost.default_img_size("ghostnet_a", cube)
-    return cost.total_cost(cost.ghostnet_a_layers(cost.ghostnet_a_arch(cube, head_rule), 1000, size), size)
+    return _ghost_total(cost.ghostnet_a_arch(cube, head_rule), cost.default_img_size("ghostnet_a", cube))
+
+
+@lru_cache(maxsize=None)
+def _ghost_total(arch, size: int):  # the width bisections meet the same architectures many times
+    from tinynet_core import cost
+
+    return cost.total_cost(cost.ghostnet_a_layers(arch, 1000, size), size)
 
 
 def _ghost_width_for(r: float, d: float, flops: float, head_rule: str) -> Cube:
