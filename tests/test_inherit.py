@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import pytest
 import timm
@@ -199,8 +200,9 @@ def test_the_nearest_parent_covers_the_child_and_is_the_smallest_that_does():
 
     assert published_parents("efficientnet_b0")[-1] == "efficientnet_b0" and published_parents("ghostnet_a") == ()
     assert published_parents("mobilenetv3_small_100") == ("mobilenetv3_small_100",)
-    for c, want in ((0.03, "tinynet_e"), (0.1, "tinynet_d"), (0.3, "tinynet_b"), (0.6, "efficientnet_b0")):
-        with torch.device("meta"):
+    for c, want in ((0.04, "tinynet_e"), (0.1, "tinynet_d"), (0.3, "tinynet_b"), (0.6, "efficientnet_b0")):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # c=0.04 lies below the frontier: the formula says it extrapolates
             child = timm.create_model("tinynet", c=c)
         shapes = {k: tuple(v.shape) for k, v in child.state_dict().items()}
         assert nearest_parent(child, "efficientnet_b0") == want, c
