@@ -69,7 +69,7 @@ GENERIC_MODELS = ("tinynet", "resnet50_tiny", "ghostnet_tiny")
 
 
 def baseline_of(model: str, kwargs: Dict[str, Any]) -> Optional[str]:
-    """The baseline a registered model twists (None for a model of no baseline here, e.g. timm's own resnet50)."""
+    """The baseline a registered model twists (None for a model of no baseline here, such as a vision transformer)."""
     generic = {"tinynet": kwargs.get("baseline", "efficientnet_b0"), "resnet50_tiny": "resnet50",
                "ghostnet_tiny": "ghostnet_a"}
     if model in generic:
