@@ -30,7 +30,7 @@ from timm.models._efficientnet_builder import round_channels as timm_round_chann
 
 import timm_tinynet
 from timm_tinynet import Cube, count_flops, count_params
-from timm_tinynet.baselines import BASELINES, TimmBaseline, base, efficientnet, get_baseline
+from timm_tinynet.baselines import BASELINES, TimmBaseline, base, get_baseline
 from timm_tinynet.models import PAPER_MODELS
 from tinynet_core import archs, cost
 from tinynet_core import baselines as described

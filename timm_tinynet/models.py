@@ -20,6 +20,7 @@ from tinynet_core.frontier import check_frontier_path
 from tinynet_core.named import (B_MINUS_CUBES, FORMULA_CUBES, FORMULA_TARGETS, NAMED_CUBES, RESNET50_GIANT_PHI,
                                 TINYNET_CUBES)
 from tinynet_core.budget import AUTO_TOLERANCE, Meter
+from tinynet_core.baselines import PAPER_GENERIC_MODELS
 from tinynet_core.explain import create_model_call_for
 from tinynet_core.solve import DEFAULT_RULE, check_rule, check_tolerance
 from tinynet_core.targets import parse_target
@@ -70,8 +71,9 @@ GENERIC_MODELS = ("tinynet", "resnet50_tiny", "ghostnet_tiny")
 
 def baseline_of(model: str, kwargs: Dict[str, Any]) -> Optional[str]:
     """The baseline a registered model twists (None for a model of no baseline here, such as a vision transformer)."""
-    generic = {"tinynet": kwargs.get("baseline", "efficientnet_b0"), "resnet50_tiny": "resnet50",
-               "ghostnet_tiny": "ghostnet_a"}
+    if model == "tinynet":
+        return kwargs.get("baseline", "efficientnet_b0")
+    generic = {name: baseline for baseline, name in PAPER_GENERIC_MODELS.items()}  # resnet50_tiny, ghostnet_tiny
     if model in generic:
         return generic[model]
     if model in PAPER_MODELS:

@@ -138,7 +138,7 @@ def baseline_table(c_values: Iterable[float] = BASELINE_C) -> pd.DataFrame:
                 warnings.simplefilter("ignore", ExtrapolationWarning)
                 result = shrink(name, c, "tiny")
             tag = f"c{c:g}"
-            row.update({f"{tag}_{k.split('_', 1)[1]}": v for k, v in _cube_columns("x", name, result.cube).items()})
+            row.update(_cube_columns(tag, name, result.cube))
             row[f"{tag}_flops_err"] = round(result.rel_error, 4)
         call = create_model_args(name, 1.0, 1.0, 1.0)
         extra = "".join(f", {k}={v!r}" for k, v in call["kwargs"].items() if k not in "rdw")
@@ -180,16 +180,13 @@ def _ghost_total(arch, size: int):  # the width bisections meet the same archite
 
 
 def _ghost_width_for(r: float, d: float, flops: float, head_rule: str) -> Cube:
-    """The width whose network's FLOPs are nearest ``flops`` at (r, d): bisection on the step function."""
-    lo, hi = 0.05, 2.0
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        if _ghost_cost(Cube(r, d, mid), head_rule).flops < flops:
-            lo = mid
-        else:
-            hi = mid
-    below, above = Cube(r, d, round(lo, 4)), Cube(r, d, round(hi, 4))
-    return min((below, above), key=lambda k: abs(_ghost_cost(k, head_rule).flops - flops))
+    """The width whose network's FLOPs are nearest ``flops`` at (r, d): the two sides of the step that crosses it
+    (the solver's ``crossing``), the nearer kept."""
+    from tinynet_core.solve import crossing
+
+    below, above = crossing(lambda w: _ghost_cost(Cube(r, d, w), head_rule).flops, 0.05, 2.0, flops)
+    return min((Cube(r, d, round(below, 4)), Cube(r, d, round(above, 4))),
+               key=lambda k: abs(_ghost_cost(k, head_rule).flops - flops))
 
 
 def ghostnet_head_rule_table() -> pd.DataFrame:

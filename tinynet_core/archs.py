@@ -4,7 +4,6 @@ timm, and what the analytic cost model (``cost.py``) walks. One definition for b
 from __future__ import annotations
 
 import re
-
 from typing import Dict, NamedTuple, Tuple
 
 MIN_IMG_SIZE = 32  # below this the five stride-2 stages of every baseline leave a 1x1 map or less

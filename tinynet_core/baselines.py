@@ -22,7 +22,6 @@ class Baseline:
     base_img_size: int  # input resolution at r = 1
     generic_model: Optional[str]  # the registered timm model that takes r=, d=, w= (None: not registered)
     generic_kwargs: Dict[str, Any] = {}  # what else that model needs to build this baseline (baseline=...)
-    uses_default_frontier_of: Optional[str] = None  # None when the default frontier was measured on this baseline
 
     def img_size(self, cube: Cube) -> int:
         """``int(base_img_size * r)``; ValueError below the 32 px minimum."""
@@ -74,7 +73,6 @@ class EfficientNetFamily(Baseline):
         self.spec: EffNetSpec = EFFNET_SPECS[name]
         self.base_img_size = self.spec.img_size
         self.generic_model, self.generic_kwargs = generic_model_for(name)
-        self.uses_default_frontier_of = None if name == "efficientnet_b0" else "efficientnet_b0"
 
     def stem_size(self, cube: Cube) -> int:
         return self.arch_key(cube).stem
@@ -112,7 +110,6 @@ class ResNetFamily(Baseline):
         self.spec: ResNetSpec = RESNET_SPECS[name]
         self.base_img_size = self.spec.img_size
         self.generic_model, self.generic_kwargs = generic_model_for(name)
-        self.uses_default_frontier_of = "efficientnet_b0"
 
     def stage_repeats(self, cube: Cube) -> List[int]:
         return list(self.arch_key(cube).repeats)
@@ -137,7 +134,6 @@ class GhostNetA(Baseline):
     name = "ghostnet_a"
     generic_model, generic_kwargs = "ghostnet_tiny", {}
     base_img_size = GHOSTNET_IMG_SIZE
-    uses_default_frontier_of = "efficientnet_b0"
 
     def stage_repeats(self, cube: Cube) -> List[int]:
         return [cost.round_repeats(row[5], cube.d) for row in GHOSTNET_A_ROWS]
@@ -154,16 +150,13 @@ class GhostNetA(Baseline):
         return dict(cfgs=self.cfgs(cube), stem_size=arch.stem, final_size=arch.final, head_size=arch.head)
 
 
-TINYNET_B0 = EfficientNetFamily("efficientnet_b0")
-COMPOUND_B0 = EfficientNetFamily("efficientnet_b0_compound")
-RESNET50 = ResNetFamily("resnet50")
-GHOSTNET_A = GhostNetA()
-_BUILT = {b.name: b for b in (TINYNET_B0, COMPOUND_B0, RESNET50, GHOSTNET_A)}
 BASELINES: Dict[str, Baseline] = {
-    **{name: _BUILT.get(name) or EfficientNetFamily(name) for name in EFFNET_SPECS},
-    **{name: _BUILT.get(name) or ResNetFamily(name) for name in RESNET_SPECS},
-    GHOSTNET_A.name: GHOSTNET_A,
+    **{name: EfficientNetFamily(name) for name in EFFNET_SPECS},
+    **{name: ResNetFamily(name) for name in RESNET_SPECS},
+    "ghostnet_a": GhostNetA(),
 }
+TINYNET_B0, COMPOUND_B0 = BASELINES["efficientnet_b0"], BASELINES["efficientnet_b0_compound"]
+RESNET50, GHOSTNET_A = BASELINES["resnet50"], BASELINES["ghostnet_a"]
 
 
 B = TypeVar("B", bound=Baseline)

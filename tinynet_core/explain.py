@@ -26,19 +26,13 @@ def create_model_call(result: Shrunk) -> str:
     return create_model_call_for(result.baseline, result.cube)
 
 
-DEFAULT_FRONTIER_BASELINE = "efficientnet_b0"
-
-
 def formula_provenance(baseline: str, frontier: Optional[str]) -> Dict[str, Any]:
     """Where the tiny rule's r(c) and d(c) come from: the frontier (None: the shipped default) and the baselines
     its rows were measured on (its ``baseline`` column; empty when it has none)."""
-    if frontier is None:
-        measured_on: List[str] = [DEFAULT_FRONTIER_BASELINE]
-    else:
-        from .frontier import load_frontier
+    from .formula import get_formula
 
-        table = load_frontier(frontier)
-        measured_on = sorted(set(table["baseline"].dropna().astype(str))) if "baseline" in table else []
+    table = get_formula(frontier).frontier  # fitted already by the tiny rule: no second read of the file
+    measured_on = sorted(set(table["baseline"].dropna().astype(str))) if "baseline" in table else []
     return {"frontier": frontier, "frontier_baselines": measured_on,
             "formula_carried_over": bool(measured_on) and baseline not in measured_on}
 
