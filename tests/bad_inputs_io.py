@@ -182,6 +182,8 @@ CASES = [
             "does not exist", setup=_plan),
     CliCase("io-study-sample-out-existing", "study", ["sample", "--n", "2", "--out", "{csv}"],
             "already exists; pass --overwrite"),
+    CliCase("io-study-sample-baseline-unknown", "study", ["sample", "--n", "2", "--baseline", "vgg16", "--out",
+                                                          "{out}/p.csv"], "argument --baseline: invalid choice: 'vgg16'"),
     CliCase("io-study-sample-seed-huge", "study", ["sample", "--n", "2", "--seed", HUGE_SEED, "--out", "{out}/p.csv"],
             "--seed: must be a seed in [0, 2**32)"),
     CliCase("io-study-analyze-results-fifo", "study", ["analyze", "{fifo}", "--out", "{out}/a"],
